@@ -1,0 +1,1 @@
+"""The benchmark harness: one command, figures for docs/PERFORMANCE.md."""

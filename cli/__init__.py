@@ -1,0 +1,1 @@
+"""The splitmesh command line (typer)."""

@@ -1,0 +1,1 @@
+"""The five independently deployed services; none imports another."""

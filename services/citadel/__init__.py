@@ -1,0 +1,3 @@
+"""Citadel: the mesh certificate authority.
+
+Not built yet (issue 4)."""

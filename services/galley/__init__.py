@@ -1,0 +1,1 @@
+"""Galley: where mesh configuration enters, is validated and is distributed over MCP."""

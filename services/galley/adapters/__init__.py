@@ -1,0 +1,1 @@
+"""Galley's adapters: the directory source, the MCP gRPC server, the webhook router."""

@@ -1,0 +1,1 @@
+"""Galley's pure logic: validation, analysis, the config store, MCP distribution."""

@@ -1,0 +1,35 @@
+"""Per-object validation like Istio's: one function per kind, issues not exceptions.
+
+:func:`validate` runs the validator registered for the resource's kind and returns every
+issue found (errors block the object; warnings do not). A validator never raises on
+any resource the parser produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from shared.config import ConfigIssue, Resource
+from services.galley.core.validation.mesh import MESH_VALIDATORS
+from services.galley.core.validation.networking import NETWORKING_VALIDATORS
+from services.galley.core.validation.policy import POLICY_VALIDATORS
+from services.galley.core.validation.report import Report
+from services.galley.core.validation.security import SECURITY_VALIDATORS
+
+Validator = Callable[[Resource, Report], None]
+
+_VALIDATORS: Mapping[str, Validator] = {
+    **NETWORKING_VALIDATORS,
+    **SECURITY_VALIDATORS,
+    **POLICY_VALIDATORS,
+    **MESH_VALIDATORS,
+}
+
+
+def validate(resource: Resource) -> list[ConfigIssue]:
+    """Every issue of one resource (empty list: valid)."""
+    report = Report(resource)
+    validator = _VALIDATORS.get(resource.kind.kind)
+    if validator is not None:
+        validator(resource, report)
+    return report.issues

@@ -1,0 +1,8 @@
+"""PLACEHOLDER: validation rules for networking kinds (being written)."""
+
+from collections.abc import Callable, Mapping
+
+from shared.config import Resource
+from services.galley.core.validation.report import Report
+
+NETWORKING_VALIDATORS: Mapping[str, Callable[[Resource, Report], None]] = {}

@@ -1,0 +1,3 @@
+"""Mixer: policy checks, quotas and telemetry reports.
+
+Not built yet (issue 5)."""

@@ -1,0 +1,3 @@
+"""Pilot: turns mesh config and the service registry into Envoy config over xDS.
+
+Not built yet (issue 3)."""

@@ -1,0 +1,3 @@
+"""The agent that runs beside each Envoy: bootstrap, SDS, rotation, supervision.
+
+Not built yet (issue 3)."""
