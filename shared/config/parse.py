@@ -242,7 +242,7 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 
 
 def _pydantic_message(error: Mapping[str, Any]) -> str:
-    message = str(error.get("msg", "invalid value"))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         return "unknown field"
     if error.get("type") == "missing":

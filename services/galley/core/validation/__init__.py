@@ -7,14 +7,14 @@ any resource the parser produced.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from shared.config import ConfigIssue, Resource
 from services.galley.core.validation.mesh import MESH_VALIDATORS
 from services.galley.core.validation.networking import NETWORKING_VALIDATORS
 from services.galley.core.validation.policy import POLICY_VALIDATORS
 from services.galley.core.validation.report import Report
 from services.galley.core.validation.security import SECURITY_VALIDATORS
+from shared.config import ConfigIssue, Resource, has_errors
 
 Validator = Callable[[Resource, Report], None]
 
@@ -33,3 +33,17 @@ def validate(resource: Resource) -> list[ConfigIssue]:
     if validator is not None:
         validator(resource, report)
     return report.issues
+
+
+def accept(
+    resources: Iterable[Resource],
+) -> tuple[list[Resource], list[ConfigIssue]]:
+    """Validate each resource: the ones without errors, and every issue found."""
+    accepted: list[Resource] = []
+    issues: list[ConfigIssue] = []
+    for resource in resources:
+        found = validate(resource)
+        issues.extend(found)
+        if not has_errors(found):
+            accepted.append(resource)
+    return accepted, issues

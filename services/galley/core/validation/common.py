@@ -5,6 +5,7 @@ Each ``check_*`` records into a :class:`Report` and returns whether the value wa
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -90,3 +91,72 @@ def check_labels(report: Report, path: str, labels: Mapping[str, str]) -> bool:
             report.error(f"{path}.{key}", f"label value {value!r} is not a valid label value")
             good = False
     return good
+
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DIGITS = re.compile(r"^[0-9]+$")
+
+
+def check_ip_or_cidr(report: Report, path: str, value: str) -> bool:
+    """An IP address (``10.1.2.3``) or a CIDR range (``10.1.0.0/16``), v4 or v6."""
+    try:
+        if "/" in value:
+            ipaddress.ip_network(value, strict=False)
+        else:
+            ipaddress.ip_address(value)
+    except ValueError:
+        report.error(path, f"{value!r} is not a valid IP address or CIDR range")
+        return False
+    return True
+
+
+def check_namespace(report: Report, path: str, name: str) -> bool:
+    """A Kubernetes namespace name: a lower-case DNS-1123 label of at most 63 characters."""
+    if len(name) <= 63 and _NAMESPACE.match(name):
+        return True
+    report.error(
+        path, f"namespace {name!r} is not a DNS-1123 label (lower-case letters, digits, '-')"
+    )
+    return False
+
+
+def check_host_port(report: Report, path: str, address: str) -> bool:
+    """``host:port``: a hostname or IP (IPv6 in brackets) and a port 1-65535."""
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or not _DIGITS.match(port):
+        report.error(path, f"address {address!r} must have the form host:port")
+        return False
+    if not check_port(report, path, int(port)):
+        return False
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            report.error(path, f"{host!r} in address {address!r} is not an IPv6 address")
+            return False
+        return True
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return check_hostname(report, path, host, allow_wildcard=False)
+    return True
+
+
+def check_dns_label(report: Report, path: str, value: str, *, what: str) -> bool:
+    """A lower-case DNS-1123 label (subset, port or gateway names); ``what`` names it."""
+    if len(value) <= 63 and _NAMESPACE.match(value):
+        return True
+    report.error(
+        path, f"{what} {value!r} is not a DNS-1123 label (lower-case letters, digits, '-')"
+    )
+    return False
+
+
+def check_ip_address(report: Report, path: str, value: str) -> bool:
+    """A single IPv4 or IPv6 address (no CIDR range)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        report.error(path, f"{value!r} is not a valid IP address")
+        return False
+    return True

@@ -1,0 +1,127 @@
+"""``splitmesh galley``: run Galley in the foreground with a live view of its config.
+
+Flags override ``SPLITMESH_GALLEY_*`` environment variables. After start-up it prints
+what was accepted (per collection) and every current problem, then prints again each
+time that changes, until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.galley.app import Galley, build_galley
+from services.galley.core.store import StoreStatus
+from services.galley.settings import GalleySettings
+from shared.lifecycle import StartupError
+from shared.settings import SettingsError
+from shared.telemetry import configure_logging, configure_telemetry
+
+_REFRESH_S = 0.5
+
+
+def galley_command(
+    config_dir: Annotated[
+        Path | None, typer.Option(help="Directory of Istio YAML to watch.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    mcp_port: Annotated[int | None, typer.Option(help="MCP gRPC port (0: any free port).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
+    webhook_port: Annotated[int | None, typer.Option(help="Validating webhook HTTPS port.")] = None,
+    webhook: Annotated[
+        bool | None, typer.Option("--webhook/--no-webhook", help="Serve the webhook.")
+    ] = None,
+    debounce_quiet: Annotated[
+        float | None, typer.Option(help="Seconds of quiet before a push.")
+    ] = None,
+    debounce_max: Annotated[
+        float | None, typer.Option(help="Longest a change waits for a push (s).")
+    ] = None,
+    ports_file: Annotated[
+        Path | None, typer.Option(help="Write the bound ports here as JSON.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")] = False,
+) -> None:
+    """Run Galley: watch, validate and serve Istio config over MCP."""
+    try:
+        settings = GalleySettings.from_env(os.environ).with_overrides(
+            config_dir=config_dir,
+            host=host,
+            mcp_port=mcp_port,
+            http_port=http_port,
+            webhook_port=webhook_port,
+            webhook_enabled=webhook,
+            debounce_quiet_s=debounce_quiet,
+            debounce_max_s=debounce_max,
+            ports_file=ports_file,
+            log_level=log_level,
+            log_json=False,
+        )
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    configure_logging(settings.log_level, json=settings.log_json)
+    configure_telemetry("galley", otlp_endpoint=settings.otlp_endpoint)
+    try:
+        asyncio.run(_serve(settings, Console(), live=not quiet))
+    except StartupError as exc:
+        typer.echo(f"galley: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _serve(settings: GalleySettings, console: Console, *, live: bool) -> None:
+    galley = build_galley(settings)
+    runner = asyncio.create_task(galley.host.run())
+    shown: tuple[object, ...] | None = None
+    while not runner.done():
+        await asyncio.wait({runner}, timeout=_REFRESH_S)
+        status = galley.store.status()
+        if not live or not status.synced or runner.done():
+            continue
+        fingerprint = (tuple(status.versions.items()), status.issues)
+        if fingerprint != shown:
+            shown = fingerprint
+            _render(console, galley, status)
+    runner.result()
+
+
+def _render(console: Console, galley: Galley, status: StoreStatus) -> None:
+    counts: dict[str, int] = {}
+    for served in status.objects:
+        counts[served.collection] = counts.get(served.collection, 0) + 1
+    table = Table(
+        title=f"Galley serves {len(status.objects)} objects from {galley.settings.config_dir}",
+        title_justify="left",
+    )
+    table.add_column("collection")
+    table.add_column("objects", justify="right")
+    table.add_column("version")
+    for collection, version in sorted(status.versions.items()):
+        table.add_row(collection, str(counts.get(collection, 0)), version)
+    console.print(table)
+    if status.issues:
+        console.print(
+            f"[bold red]{len(status.issues)} problem(s); rejected objects are not "
+            "served (their last good version is):[/]"
+        )
+        for issue in status.issues:
+            console.print(f"  {issue}", markup=False, highlight=False)
+    else:
+        console.print("[green]no problems[/]")
+    ports = galley.ports()
+    console.print(
+        f"MCP on {galley.settings.host}:{ports['mcp']}, admin on "
+        f"http://{galley.settings.host}:{ports['http']}/debug/configz"
+        + (
+            f", webhook on https://{galley.settings.host}:{ports['webhook']}/validate"
+            if "webhook" in ports
+            else ""
+        )
+        + ". Edit files to see changes; Ctrl-C stops."
+    )

@@ -1,0 +1,28 @@
+"""The ``splitmesh`` command: validate and analyze config, run the services.
+
+Every subcommand has ``--help``. Exit status: 0 when all went well, 1 when the input
+had problems (one line per problem on stdout), 2 for usage errors (typer's default).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli.config_commands import analyze_command, validate_command
+from cli.galley_command import galley_command
+
+app = typer.Typer(
+    name="splitmesh",
+    help="A service-mesh control plane built the way Istio 1.4 was.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("validate")(validate_command)
+app.command("analyze")(analyze_command)
+app.command("galley")(galley_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
