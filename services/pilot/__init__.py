@@ -1,3 +1,1 @@
-"""Pilot: turns mesh config and the service registry into Envoy config over xDS.
-
-Not built yet (issue 3)."""
+"""Pilot: turns mesh config and the service registry into Envoy config over xDS."""

@@ -1,0 +1,1 @@
+"""Pilot's adapters: the ADS gRPC servicer, the debug HTTP router, the MCP config feed."""

@@ -1,0 +1,1 @@
+"""Pilot's pure logic: the mesh snapshot, the registry, xDS translation, push state."""
