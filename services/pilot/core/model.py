@@ -125,9 +125,9 @@ def _port(value: object, key: str) -> int:
         port = None
     elif isinstance(value, int):
         port = value
-    elif isinstance(value, float) and value.is_integer():
-        port = int(value)
-    elif isinstance(value, str) and value.isdigit():
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and value.isdigit()
+    ):
         port = int(value)
     else:
         port = None
