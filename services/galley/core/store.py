@@ -27,7 +27,7 @@ collection. Metrics go to the global meter ``splitmesh.galley`` unless a meter i
 Task safety: every method is called from the event loop thread; the store owns its state
 and hands out only immutable values (snapshots, :class:`StoreStatus`). Errors: a failing
 publisher is logged and retried after the next quiet period; a validator that raises
-rejects that object with an issue instead of breaking the pipeline.
+rejects that object with an issue (``validate`` never raises).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ class ConfigStore:
         rejected = {key for key in map(_issue_key, issues) if key is not None}
         for resource in resources:
             key = (resource.collection, resource.metadata.full_name)
-            problems = _validate(resource)
+            problems = validate(resource)
             found.extend(problems)
             if has_errors(problems):
                 rejected.add(key)
@@ -333,23 +333,6 @@ def _issue_key(issue: ConfigIssue) -> _Key | None:
     if issue.severity is not Severity.ERROR or info is None or not issue.name:
         return None
     return (info.collection, f"{issue.namespace}/{issue.name}")
-
-
-def _validate(resource: Resource) -> list[ConfigIssue]:
-    try:
-        return validate(resource)
-    except Exception as exc:
-        _log.exception("validator of %s crashed on %s", resource.kind.kind, resource.ref)
-        return [
-            ConfigIssue(
-                source=resource.source,
-                message=f"internal error while validating: {exc!r}",
-                kind=resource.kind.kind,
-                namespace=resource.metadata.namespace,
-                name=resource.metadata.name,
-                line=resource.line,
-            )
-        ]
 
 
 def _duplicate_issue(

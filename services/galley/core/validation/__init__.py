@@ -7,6 +7,7 @@ any resource the parser produced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from services.galley.core.validation.mesh import MESH_VALIDATORS
@@ -15,6 +16,8 @@ from services.galley.core.validation.policy import POLICY_VALIDATORS
 from services.galley.core.validation.report import Report
 from services.galley.core.validation.security import SECURITY_VALIDATORS
 from shared.config import ConfigIssue, Resource, has_errors
+
+_log = logging.getLogger(__name__)
 
 Validator = Callable[[Resource, Report], None]
 
@@ -27,11 +30,19 @@ _VALIDATORS: Mapping[str, Validator] = {
 
 
 def validate(resource: Resource) -> list[ConfigIssue]:
-    """Every issue of one resource (empty list: valid)."""
+    """Every issue of one resource (empty list: valid).
+
+    Never raises: a validator that crashes rejects the object with an "internal error"
+    issue (and a logged traceback) instead of breaking the caller's pipeline.
+    """
     report = Report(resource)
     validator = _VALIDATORS.get(resource.kind.kind)
     if validator is not None:
-        validator(resource, report)
+        try:
+            validator(resource, report)
+        except Exception as exc:
+            _log.exception("validator of %s crashed on %s", resource.kind.kind, resource.ref)
+            report.error("", f"internal error while validating: {exc!r}")
     return report.issues
 
 
