@@ -36,6 +36,7 @@ from google.rpc import code_pb2, status_pb2
 from shared.contracts.mcp.convert import apply_resources
 from shared.contracts.mcp.snapshot import CollectionSnapshot
 from shared.contracts.mcp.v1 import mcp_pb2, mcp_pb2_grpc
+from shared.telemetry import client_interceptors
 
 _log = logging.getLogger(__name__)
 
@@ -161,7 +162,9 @@ class McpClient:
         while the handler runs. Writes that fail because the source already ended the
         stream are dropped: the reader reports the status the source gave.
         """
-        async with grpc.aio.insecure_channel(self._target) as channel:
+        async with grpc.aio.insecure_channel(
+            self._target, interceptors=client_interceptors()
+        ) as channel:
             call = mcp_pb2_grpc.ResourceSourceStub(channel).EstablishResourceStream()
             inbox: asyncio.Queue[_Inbound] = asyncio.Queue(maxsize=len(self._collections) + 1)
             reader = asyncio.create_task(_read_into(call, inbox), name=f"{self.name} reader")
