@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 # Debian packages whose programs the suite starts as real processes.
-SYSTEM_PACKAGES=(${SYSTEM_PACKAGES:-})
+SYSTEM_PACKAGES=(${SYSTEM_PACKAGES:-redis-server})
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
