@@ -477,6 +477,43 @@ def test_template_field_alone_is_accepted() -> None:
             "template: metric\ncompiledTemplate: quota", "spec.template", "both", id="both"
         ),
         pytest.param("params: {value: '1'}", "spec.compiledTemplate", "required", id="none"),
+        pytest.param(
+            "compiledTemplate: quota\nparams: {dimensions: {src: 'source.nam | \"x\"'}}",
+            "spec.params.dimensions.src",
+            "position 1: unknown attribute 'source.nam'; did you mean 'source.name'?",
+            id="quota-dimension",
+        ),
+        pytest.param(
+            "compiledTemplate: metric\nparams: {value: 'response.size +', dimensions: {}}",
+            "spec.params.value",
+            "position 16: unexpected end of expression",
+            id="metric-value",
+        ),
+        pytest.param(
+            "compiledTemplate: metric\nparams: {value: '1', dimensions: "
+            "{code: 'response.code | \"200\"'}}",
+            "spec.params.dimensions.code",
+            "position 15: both sides of '|' must have one type, not INT64 and STRING",
+            id="metric-dimension",
+        ),
+        pytest.param(
+            "compiledTemplate: logentry\nparams: {variables: {path: 'request.path[0]'}}",
+            "spec.params.variables.path",
+            "position 13: cannot index a STRING",
+            id="logentry-variable",
+        ),
+        pytest.param(
+            "compiledTemplate: listentry\nparams: {value: [source.ip]}",
+            "spec.params.value",
+            "must be an expression",
+            id="listentry-not-text",
+        ),
+        pytest.param(
+            "compiledTemplate: quota\nparams: {dimensions: [a]}",
+            "spec.params.dimensions",
+            "map of names to expressions",
+            id="quota-dimensions-list",
+        ),
     ],
 )
 def test_invalid_instances_name_the_field(spec: str, path: str, word: str) -> None:
@@ -487,9 +524,13 @@ ACTION = "actions: [{handler: h, instances: [i]}]"
 VALID_RULES = {
     "plain": "match: destination.service.host == 'a'\n" + ACTION,
     "empty-match": ACTION,
-    "brackets-in-strings": 'match: \'request.headers["x(y"] == "a)]" && (b || c[0])\'\n' + ACTION,
+    "brackets-in-strings": 'match: \'request.headers["x(y"] == "a)]" && (connection.mtls || '
+    'source.labels["app"] == "b")\'\n' + ACTION,
     "escaped-quote": r'match: match(request.path, "/a\"(b")' + "\n" + ACTION,
-    "raw-string": "match: 'a == `c\\`'\n" + ACTION,
+    "raw-string": "match: 'request.path == `c\\`'\n" + ACTION,
+    "default-and-ip": 'match: \'source.ip == ip("10.0.0.1") && '
+    '(request.headers["x"] | "") != ""\'\n' + ACTION,
+    "blank-match": "match: '  '\n" + ACTION,
     "named-actions": "actions: [{handler: h, instances: [i], name: a}, "
     "{handler: g, instances: [i, j], name: b}]",
     "headers-only": "requestHeaderOperations: [{name: x-user, values: [a]}, "
@@ -506,10 +547,54 @@ def test_valid_rules_have_no_issues(spec: str) -> None:
 
 
 INVALID_RULES = [
-    pytest.param("match: '(a == b'\n" + ACTION, "spec.match", "character 1", id="unclosed"),
-    pytest.param("match: 'a == b)'\n" + ACTION, "spec.match", "character 7", id="unbalanced"),
-    pytest.param("match: '(a[0)]'\n" + ACTION, "spec.match", "')' at character 5", id="crossed"),
-    pytest.param("match: 'a == \"b'\n" + ACTION, "spec.match", "unterminated", id="quote"),
+    pytest.param(
+        "match: '(request.path == \"a\"'\n" + ACTION,
+        "spec.match",
+        "position 21: expected ')' to close '(' at position 1",
+        id="unclosed",
+    ),
+    pytest.param(
+        "match: 'request.path == \"a\")'\n" + ACTION,
+        "spec.match",
+        "position 20: unexpected ')'",
+        id="unbalanced",
+    ),
+    pytest.param(
+        "match: '(request.headers[\"a\")]'\n" + ACTION,
+        "spec.match",
+        "position 21: expected ']' to close '['",
+        id="crossed",
+    ),
+    pytest.param(
+        "match: 'request.path == \"b'\n" + ACTION,
+        "spec.match",
+        "position 17: unterminated string",
+        id="quote",
+    ),
+    pytest.param(
+        "match: 'foo.bar == \"x\"'\n" + ACTION,
+        "spec.match",
+        "position 1: unknown attribute 'foo.bar'",
+        id="unknown-attribute",
+    ),
+    pytest.param(
+        "match: 'request.size == \"big\"'\n" + ACTION,
+        "spec.match",
+        "position 14: cannot compare INT64 with STRING",
+        id="type-mismatch",
+    ),
+    pytest.param(
+        "match: 'request.path'\n" + ACTION,
+        "spec.match",
+        "position 1: the expression is STRING, but BOOL is required",
+        id="not-bool",
+    ),
+    pytest.param(
+        "match: 'source.ip == ip(\"10.0.0.300\")'\n" + ACTION,
+        "spec.match",
+        "position 17: '10.0.0.300' is not an IP address",
+        id="bad-ip-literal",
+    ),
     pytest.param("actions: [{instances: [i]}]", "spec.actions[0].handler", "handler", id="handler"),
     pytest.param(
         "actions: [{handler: h}]", "spec.actions[0].instances", "instance", id="instances"
