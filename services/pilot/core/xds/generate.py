@@ -1,0 +1,246 @@
+"""Envoy configuration for one proxy: a pure function of a MeshSnapshot and a Proxy.
+
+API (what the ADS server calls)::
+
+    services = services_from_service_entries(resources)             # core/registry.py
+    snapshot = MeshSnapshot.build(resources, services, version="v7")  # core/snapshot.py
+    snapshot.change_from(previous)      # "full" | "endpoints" | "none"
+    config = generate(snapshot, proxy)  # -> model.ProxyConfig, CDS/EDS/LDS/RDS by name
+    scope_key(snapshot, proxy)          # equal keys -> equal complete ProxyConfig
+    shared_key(snapshot, proxy)         # equal keys -> equal SharedConfig
+    cache = SharedCache()               # thread-safe: cache.generate(snapshot, proxy)
+    missing_clusters(config)            # route targets without a cluster (diagnostics)
+
+Two cache keys. :func:`scope_key` may key whole ProxyConfigs: it includes the proxy's
+own ports, so catalog v1 and v2 in one namespace get different keys (their inbound
+listeners differ). :func:`shared_key` keys only :class:`SharedConfig`, the part that
+proxies of one namespace and Sidecar share: outbound clusters, their EDS load
+assignments and the ``outbound_http`` routes (by far the biggest part). To share it,
+generate with ``generate(snapshot, proxy, shared=...)``, or let :class:`SharedCache` do
+it: ``SharedCache().generate`` has the signature of :func:`generate` and reuses the
+shared part of every proxy with the same :func:`shared_key`. Generated messages are
+never mutated afterwards; treat them as read-only.
+
+Errors: nothing here raises on config Galley accepts. Each resource is translated under
+:meth:`Problems.guard`; one that fails is skipped and reported to ``report`` (default:
+logged) as an internal :class:`Problem`; known limitations are reported as non-internal
+problems. Every function is safe to call from any thread or task concurrently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from google.protobuf.message import Message
+
+from services.pilot.core.model import (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    Proxy,
+    ProxyConfig,
+)
+from services.pilot.core.registry import HTTP_PROTOCOLS
+from services.pilot.core.snapshot import MESH_GATEWAY, MeshSnapshot
+from services.pilot.core.xds import naming
+from services.pilot.core.xds.clusters import build_clusters, inbound_cluster
+from services.pilot.core.xds.endpoints import build_endpoints
+from services.pilot.core.xds.http_route import RouteContext
+from services.pilot.core.xds.listeners import (
+    gateway_listeners,
+    inbound_listener,
+    is_http_server,
+    outbound_listener,
+)
+from services.pilot.core.xds.plan import PlannedCluster, plan_outbound
+from services.pilot.core.xds.problems import Problem, Problems, ProblemSink
+from services.pilot.core.xds.routes import (
+    gateway_route_config,
+    inbound_route_config,
+    outbound_route_config,
+)
+from services.pilot.core.xds.scope import gateway_servers, proxy_scope, scope_key, shared_key
+
+__all__ = [
+    "SharedCache",
+    "SharedConfig",
+    "generate",
+    "generate_shared",
+    "missing_clusters",
+    "scope_key",
+    "shared_key",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SharedConfig:
+    """The scope-dependent output: shareable by every proxy with the same ``key``."""
+
+    key: str
+    clusters: Mapping[str, Message]
+    endpoints: Mapping[str, Message]
+    outbound_route: Message
+    plan: Mapping[str, PlannedCluster]
+    problems: tuple[Problem, ...]
+
+
+def generate_shared(
+    snapshot: MeshSnapshot, proxy: Proxy, *, report: ProblemSink | None = None
+) -> SharedConfig:
+    """Outbound clusters, endpoints and ``outbound_http`` routes for the proxy's scope."""
+    problems = Problems(report)
+    scope = proxy_scope(snapshot, proxy)
+    plan = plan_outbound(snapshot, scope, problems)
+    context = RouteContext(
+        snapshot=snapshot,
+        gateway=MESH_GATEWAY,
+        port=None,
+        proxy_namespace=scope.namespace,
+        proxy_labels=scope.labels,
+        clusters=plan,
+    )
+    outbound_route: Message = route_pb2.RouteConfiguration(name=naming.OUTBOUND_HTTP)
+    with problems.guard(f"route configuration {naming.OUTBOUND_HTTP}"):
+        outbound_route = outbound_route_config(scope, context, problems)
+    clusters = build_clusters(plan, snapshot.mesh, problems)
+    endpoints = build_endpoints(plan, problems)
+    return SharedConfig(
+        key=scope.key,
+        clusters=_frozen(clusters),
+        endpoints=_frozen(endpoints),
+        outbound_route=outbound_route,
+        plan=MappingProxyType(plan),
+        problems=tuple(problems.found),
+    )
+
+
+def generate(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    *,
+    shared: SharedConfig | None = None,
+    report: ProblemSink | None = None,
+) -> ProxyConfig:
+    """Every CDS/EDS/LDS/RDS resource for ``proxy`` (see the module docstring).
+
+    ``shared``, when given, must come from :func:`generate_shared` for a proxy with the
+    same :func:`shared_key` at this snapshot; it is computed when omitted.
+    """
+    if shared is None:
+        shared = generate_shared(snapshot, proxy, report=report)
+    problems = Problems(report)
+    clusters: dict[str, Message] = dict(shared.clusters)
+    listeners: dict[str, Message] = {}
+    routes: dict[str, Message] = {}
+    outbound = outbound_listener(proxy)
+    if outbound is not None:
+        listeners[outbound.name] = outbound
+        routes[naming.OUTBOUND_HTTP] = shared.outbound_route
+    for inbound in proxy.inbound:
+        with problems.guard(f"proxy {proxy.id} inbound port {inbound.port}"):
+            cluster = inbound_cluster(inbound, snapshot.mesh)
+            clusters[cluster.name] = cluster
+            listener = inbound_listener(proxy, inbound)
+            listeners[listener.name] = listener
+            if inbound.protocol in HTTP_PROTOCOLS:
+                route = inbound_route_config(inbound)
+                routes[route.name] = route
+    servers = gateway_servers(snapshot, proxy)
+    listeners.update(gateway_listeners(proxy, servers, problems))
+    context = RouteContext(
+        snapshot=snapshot,
+        gateway=MESH_GATEWAY,
+        port=None,
+        proxy_namespace=proxy.namespace,
+        proxy_labels=proxy.labels,
+        clusters=shared.plan,
+    )
+    for port, port_servers in servers.items():
+        http = [server for server in port_servers if is_http_server(server)]
+        if not http:
+            continue
+        with problems.guard(f"route configuration {naming.gateway_route(port)}"):
+            route = gateway_route_config(port, http, context, problems)
+            routes[route.name] = route
+    return ProxyConfig(
+        resources=MappingProxyType(
+            {
+                CLUSTER_TYPE: _frozen(clusters),
+                ENDPOINT_TYPE: shared.endpoints,
+                LISTENER_TYPE: _frozen(listeners),
+                ROUTE_TYPE: _frozen(routes),
+            }
+        )
+    )
+
+
+class SharedCache:
+    """A thread-safe memo of :func:`generate_shared` by :func:`shared_key`.
+
+    Keys include the snapshot version, so entries of old snapshots are simply never hit
+    again; the oldest entries are dropped beyond ``max_entries``. Two threads missing the
+    same key may both generate it (the results are equal); the first one stored wins.
+    """
+
+    def __init__(self, *, max_entries: int = 256, report: ProblemSink | None = None) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self._max_entries = max_entries
+        self._report = report
+        self._lock = threading.Lock()
+        self._entries: dict[str, SharedConfig] = {}
+
+    def shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> SharedConfig:
+        """The shared part for ``proxy``, generated once per :func:`shared_key`."""
+        key = shared_key(snapshot, proxy)
+        with self._lock:
+            found = self._entries.get(key)
+        if found is not None:
+            return found
+        made = generate_shared(snapshot, proxy, report=self._report)
+        with self._lock:
+            kept = self._entries.setdefault(key, made)
+            while len(self._entries) > self._max_entries:
+                del self._entries[next(iter(self._entries))]
+        return kept
+
+    def generate(self, snapshot: MeshSnapshot, proxy: Proxy) -> ProxyConfig:
+        """:func:`generate`, reusing the cached shared part."""
+        return generate(snapshot, proxy, shared=self.shared(snapshot, proxy), report=self._report)
+
+
+def missing_clusters(config: ProxyConfig) -> frozenset[str]:
+    """Clusters that routes send (or mirror) traffic to but CDS does not define.
+
+    Routes to a subset no DestinationRule defines are the usual cause (Envoy answers 503
+    for them, as in Istio); a consistency check before publishing can report these.
+    """
+    defined = set(config.of_type(CLUSTER_TYPE))
+    targets: set[str] = set()
+    for route_config in config.of_type(ROUTE_TYPE).values():
+        assert isinstance(route_config, route_pb2.RouteConfiguration)
+        for host in route_config.virtual_hosts:
+            for route in host.routes:
+                targets.update(_route_targets(route))
+    return frozenset(targets - defined)
+
+
+def _route_targets(route: rc.Route) -> set[str]:
+    if not route.HasField("route"):
+        return set()
+    action = route.route
+    names = {cluster.name for cluster in action.weighted_clusters.clusters}
+    names.update(mirror.cluster for mirror in action.request_mirror_policies)
+    if action.cluster:
+        names.add(action.cluster)
+    return names
+
+
+def _frozen(resources: Mapping[str, Message]) -> Mapping[str, Message]:
+    return MappingProxyType(dict(sorted(resources.items())))
