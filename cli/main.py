@@ -10,6 +10,14 @@ import typer
 
 from cli.config_commands import analyze_command, validate_command
 from cli.galley_command import galley_command
+from cli.pilot_command import pilot_command
+from cli.launcher.commands import (
+    demo_command,
+    down_command,
+    proxy_config_command,
+    status_command,
+    up_command,
+)
 
 app = typer.Typer(
     name="splitmesh",
@@ -21,6 +29,12 @@ app = typer.Typer(
 app.command("validate")(validate_command)
 app.command("analyze")(analyze_command)
 app.command("galley")(galley_command)
+app.command("pilot")(pilot_command)
+app.command("up")(up_command)
+app.command("down")(down_command)
+app.command("status")(status_command)
+app.command("proxy-config")(proxy_config_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

@@ -2,22 +2,22 @@
 
 :func:`build_galley` wires the core (store, distributor) to its adapters (directory
 source, MCP servicer, admin HTTP, validating webhook) on servers it creates. Nothing
-listens or reads a file until ``galley.host.start()``. Start order: MCP server, admin
-HTTP, webhook (its certificate is made first when none is configured), the store, the
-directory source (which reads everything and marks the store synced), then the ports
-file. Stop goes in reverse. The monolith will reuse the same core objects in-process.
+listens or reads a file until ``galley.host.start()``. Start order: MCP server, the
+distributor, admin HTTP, webhook (its certificate is made first when none is configured),
+the store, the directory source (which reads everything and marks the store synced), then
+the ports file. Stop goes in reverse, so the distributor ends every MCP stream before the
+MCP server drains. The monolith will reuse the same core objects in-process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from services.galley.adapters import mcp_server
 from services.galley.adapters.directory_source import DirectorySource
@@ -29,6 +29,7 @@ from services.galley.settings import GalleySettings
 from shared.grpc_server import GrpcServer
 from shared.http_server import HttpServer, build_http_app
 from shared.lifecycle import Component, ComponentHost
+from shared.ports_file import Listener, PortsFile
 from shared.tls import self_signed_certificate, write_key_pair
 
 
@@ -84,7 +85,7 @@ def build_galley(settings: GalleySettings) -> Galley:
         port=settings.http_port,
         name="galley-http",
     )
-    components: list[Component] = [mcp, admin]
+    components: list[Component] = [mcp, distributor, admin]
     webhook: HttpServer | None = None
     if settings.webhook_enabled:
         certificate = _WebhookCertificate(settings)
@@ -92,10 +93,10 @@ def build_galley(settings: GalleySettings) -> Galley:
         components += [certificate, webhook]
     components += [store, _SourceRunner(source, store)]
     if settings.ports_file is not None:
-        listeners: dict[str, _Listener] = {"mcp": mcp, "http": admin}
+        listeners: dict[str, Listener] = {"mcp": mcp, "http": admin}
         if webhook is not None:
             listeners["webhook"] = webhook
-        components.append(_PortsFile(settings.ports_file, listeners))
+        components.append(PortsFile(settings.ports_file, listeners))
     return Galley(
         settings=settings,
         store=store,
@@ -162,30 +163,6 @@ class _SourceRunner:
 
     async def stop(self) -> None:
         await self._source.stop()
-
-
-class _Listener(Protocol):
-    @property
-    def port(self) -> int: ...
-
-
-class _PortsFile:
-    """Writes the bound ports as JSON once everything serves; removes the file on stop."""
-
-    name = "ports-file"
-
-    def __init__(self, path: Path, listeners: Mapping[str, _Listener]) -> None:
-        self._path = path
-        self._listeners = listeners
-
-    async def start(self) -> None:
-        ports = {name: listener.port for name, listener in self._listeners.items()}
-        partial = self._path.with_suffix(self._path.suffix + ".partial")
-        partial.write_text(json.dumps(ports))
-        partial.replace(self._path)
-
-    async def stop(self) -> None:
-        self._path.unlink(missing_ok=True)
 
 
 def _plain(value: object) -> Any:

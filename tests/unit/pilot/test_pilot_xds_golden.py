@@ -1,8 +1,10 @@
 """Golden files of the generated xDS, and the real Envoy accepting every generated resource.
 
 Cases: the examples/ mesh seen by the catalog v1 and storefront sidecars and by the
-ingress gateway router, and the kitchen-sink config (tests/golden/pilot/inputs) seen by a
-sidecar and a gateway of its ``lab`` namespace. Goldens are ``{name: message}`` JSON per
+ingress gateway router; the kitchen-sink config (tests/golden/pilot/inputs) seen by a
+sidecar and a gateway of its ``lab`` namespace; and the examples/ mesh in Mixer mode
+(inputs/mixer-mode.yaml replaces its MeshConfig and adds quota and report rules) seen
+by the catalog v1 sidecar and the ingress gateway. Goldens are ``{name: message}`` JSON per
 resource type under tests/golden/pilot/<type>/<case>.json; regenerate with UPDATE_GOLDEN=1.
 """
 
@@ -49,6 +51,7 @@ from shared.config import Resource, has_errors, parse_yaml
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "pilot"
 KITCHEN_SINK = GOLDEN / "inputs" / "kitchen-sink.yaml"
+MIXER_MODE = GOLDEN / "inputs" / "mixer-mode.yaml"
 TYPES = {
     "clusters": CLUSTER_TYPE,
     "endpoints": ENDPOINT_TYPE,
@@ -66,9 +69,18 @@ def _load(paths: list[Path]) -> list[Resource]:
     return resources
 
 
-def _snapshot(with_kitchen_sink: bool) -> MeshSnapshot:
+def _inputs(name: str) -> list[Path]:
+    """``examples``, ``kitchen-sink`` (examples plus it) or ``mixer`` (its own MeshConfig)."""
     paths = sorted((ROOT / "examples" / "mesh").glob("*.yaml"))
-    resources = _load([*paths, KITCHEN_SINK] if with_kitchen_sink else paths)
+    if name == "kitchen-sink":
+        return [*paths, KITCHEN_SINK]
+    if name == "mixer":
+        return [*(path for path in paths if path.name != "meshconfig.yaml"), MIXER_MODE]
+    return paths
+
+
+def _snapshot(inputs: str) -> MeshSnapshot:
+    resources = _load(_inputs(inputs))
     return MeshSnapshot.build(resources, services_from_service_entries(resources), version="golden")
 
 
@@ -85,19 +97,18 @@ def _inbound(port: int, service: str, **extra: str) -> dict[str, Any]:
     return {"port": port, "app_port": port + 10000, "service": service, **extra}
 
 
-CASES: dict[str, tuple[bool, Proxy]] = {
-    "catalog-v1": (
-        False,
-        _sidecar(
-            "catalog-v1",
-            "shop",
-            {"app": "catalog", "version": "v1"},
-            SPLITMESH_OUTBOUND_PORT=15101,
-            SPLITMESH_INBOUND=[_inbound(18081, "catalog.shop.svc.cluster.local")],
-        ),
-    ),
+CATALOG_V1 = _sidecar(
+    "catalog-v1",
+    "shop",
+    {"app": "catalog", "version": "v1"},
+    SPLITMESH_OUTBOUND_PORT=15101,
+    SPLITMESH_INBOUND=[_inbound(18081, "catalog.shop.svc.cluster.local")],
+)
+INGRESS = _router("ingressgateway", "istio-system", {"istio": "ingressgateway"})
+CASES: dict[str, tuple[str, Proxy]] = {
+    "catalog-v1": ("examples", CATALOG_V1),
     "storefront": (
-        False,
+        "examples",
         _sidecar(
             "storefront",
             "shop",
@@ -106,9 +117,9 @@ CASES: dict[str, tuple[bool, Proxy]] = {
             SPLITMESH_INBOUND=[_inbound(18080, "storefront.shop.svc.cluster.local")],
         ),
     ),
-    "router": (False, _router("ingressgateway", "istio-system", {"istio": "ingressgateway"})),
+    "router": ("examples", INGRESS),
     "lab-web-v1": (
-        True,
+        "kitchen-sink",
         _sidecar(
             "web-v1",
             "lab",
@@ -121,17 +132,19 @@ CASES: dict[str, tuple[bool, Proxy]] = {
             ],
         ),
     ),
-    "lab-gateway": (True, _router("lab-gateway", "lab", {"app": "lab-gateway"})),
+    "lab-gateway": ("kitchen-sink", _router("lab-gateway", "lab", {"app": "lab-gateway"})),
+    "mixer-catalog-v1": ("mixer", CATALOG_V1),
+    "mixer-router": ("mixer", INGRESS),
 }
 
 
 @pytest.fixture(scope="module")
 def configs() -> dict[str, tuple[ProxyConfig, list[Problem]]]:
-    snapshots = {flag: _snapshot(flag) for flag in (False, True)}
+    snapshots = {inputs: _snapshot(inputs) for inputs, _ in CASES.values()}
     out: dict[str, tuple[ProxyConfig, list[Problem]]] = {}
-    for case, (flag, proxy) in CASES.items():
+    for case, (inputs, proxy) in CASES.items():
         problems: list[Problem] = []
-        out[case] = (generate(snapshots[flag], proxy, report=problems.append), problems)
+        out[case] = (generate(snapshots[inputs], proxy, report=problems.append), problems)
     return out
 
 
@@ -158,8 +171,9 @@ def test_generated_xds_matches_golden_file(
     assert rendered == expected, f"{path} differs (UPDATE_GOLDEN=1 regenerates):\n{diff}"
 
 
-def test_the_kitchen_sink_is_config_galley_accepts() -> None:
-    for resource in _load([KITCHEN_SINK]):
+@pytest.mark.parametrize("path", [KITCHEN_SINK, MIXER_MODE], ids=lambda path: path.stem)
+def test_the_test_inputs_are_config_galley_accepts(path: Path) -> None:
+    for resource in _load([path]):
         assert not has_errors(validate(resource)), resource.ref
 
 
@@ -170,6 +184,14 @@ def test_examples_translate_without_problems_and_every_route_has_its_cluster(
         config, problems = configs[case]
         assert problems == []
         assert missing_clusters(config) == frozenset()
+    mixer_problems = {
+        str(p) for case in ("mixer-catalog-v1", "mixer-router") for p in configs[case][1]
+    }
+    assert mixer_problems == {
+        "rule istio-system/shared-quota: quota: source.principal cannot be carried to Mixer "
+        "by Envoy's rate-limit actions; quota requests go without it"
+    }
+    assert missing_clusters(configs["mixer-catalog-v1"][0]) == frozenset()
     kitchen_problems = {str(p) for p in configs["lab-web-v1"][1]}
     assert kitchen_problems == {
         "VirtualService lab/web: redirect code 305 is not supported by Envoy; using 301",

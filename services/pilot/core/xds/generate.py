@@ -21,6 +21,9 @@ it: ``SharedCache().generate`` has the signature of :func:`generate` and reuses 
 shared part of every proxy with the same :func:`shared_key`. Generated messages are
 never mutated afterwards; treat them as read-only.
 
+Mixer mode (MeshConfig ``mixerCheckServer``/``mixerReportServer``) adds the Mixer
+clusters, filters, access logs and inbound route policy of :mod:`.mixer_filters`.
+
 Errors: nothing here raises on config Galley accepts. Each resource is translated under
 :meth:`Problems.guard`; one that fails is skipped and reported to ``report`` (default:
 logged) as an internal :class:`Problem`; known limitations are reported as non-internal
@@ -58,6 +61,7 @@ from services.pilot.core.xds.listeners import (
     is_http_server,
     outbound_listener,
 )
+from services.pilot.core.xds.mixer_filters import mixer_plan
 from services.pilot.core.xds.plan import PlannedCluster, plan_outbound
 from services.pilot.core.xds.problems import Problem, Problems, ProblemSink
 from services.pilot.core.xds.routes import (
@@ -135,10 +139,12 @@ def generate(
     if shared is None:
         shared = generate_shared(snapshot, proxy, report=report)
     problems = Problems(report)
-    clusters: dict[str, Message] = dict(shared.clusters)
+    mixer = mixer_plan(snapshot)
+    mixer.report(problems)
+    clusters: dict[str, Message] = {**shared.clusters, **mixer.clusters}
     listeners: dict[str, Message] = {}
     routes: dict[str, Message] = {}
-    outbound = outbound_listener(proxy)
+    outbound = outbound_listener(proxy, mixer.outbound)
     if outbound is not None:
         listeners[outbound.name] = outbound
         routes[naming.OUTBOUND_HTTP] = shared.outbound_route
@@ -146,13 +152,18 @@ def generate(
         with problems.guard(f"proxy {proxy.id} inbound port {inbound.port}"):
             cluster = inbound_cluster(inbound, snapshot.mesh)
             clusters[cluster.name] = cluster
-            listener = inbound_listener(proxy, inbound)
+            listener = inbound_listener(proxy, inbound, mixer.inbound)
             listeners[listener.name] = listener
             if inbound.protocol in HTTP_PROTOCOLS:
-                route = inbound_route_config(inbound)
+                policy = mixer.inbound_route(proxy, inbound)
+                route = inbound_route_config(
+                    inbound,
+                    typed_per_filter_config=policy.typed_per_filter_config,
+                    rate_limits=policy.rate_limits,
+                )
                 routes[route.name] = route
     servers = gateway_servers(snapshot, proxy)
-    listeners.update(gateway_listeners(proxy, servers, problems))
+    listeners.update(gateway_listeners(proxy, servers, problems, mixer.outbound))
     context = RouteContext(
         snapshot=snapshot,
         gateway=MESH_GATEWAY,

@@ -1,11 +1,13 @@
 """LDS: the outbound HTTP listener, inbound listeners and gateway listeners.
 
 Every HTTP listener runs an HTTP connection manager that takes its routes over RDS on
-the ADS stream, with the filter chain fault → cors → router (later issues insert
-ext_authz, rate limit and RBAC before the router). ``outbound_http`` binds the proxy's
-``SPLITMESH_OUTBOUND_PORT``; ``inbound|<port>`` binds each endpoint port the proxy serves
-(TCP ports get a TCP proxy to the inbound cluster); ``gateway_<port>`` binds each HTTP
-server port of the Gateways selecting a router. Listeners bind the proxy's IP (127.0.0.1
+the ADS stream, with the filter chain fault → cors → router. :class:`HttpOptions` adds
+to a manager what a policy and telemetry mode needs (Mixer mode: ext_authz and rate
+limit before the router, a gRPC access log, the caller's service cluster header).
+``outbound_http`` binds the proxy's ``SPLITMESH_OUTBOUND_PORT``; ``inbound|<port>``
+binds each endpoint port the proxy serves (TCP ports get a TCP proxy to the inbound
+cluster); ``gateway_<port>`` binds each HTTP server port of the Gateways selecting a
+router. Listeners bind the proxy's IP (127.0.0.1
 in the local model). Gateway servers that terminate TLS or carry TCP wait for later
 issues and are reported. Pure functions; messages returned are new.
 """
@@ -13,7 +15,9 @@ issues and are reported. Pure functions; messages returned are new.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
@@ -31,7 +35,23 @@ from services.pilot.core.xds.problems import Problems
 from services.pilot.core.xds.scope import GatewayServer
 
 
-def outbound_listener(proxy: Proxy) -> listener_pb2.Listener | None:
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """Additions to an HTTP connection manager; the default adds nothing.
+
+    ``filters`` go right before the router, in order; ``access_log`` entries are added to
+    the manager; ``add_user_agent`` makes Envoy send its service cluster (node cluster)
+    in ``x-envoy-downstream-service-cluster`` (and as ``user-agent`` when there is none).
+    """
+
+    filters: tuple[hcm.HttpFilter, ...] = ()
+    access_log: tuple[accesslog_pb2.AccessLog, ...] = ()
+    add_user_agent: bool = False
+
+
+def outbound_listener(
+    proxy: Proxy, options: HttpOptions | None = None
+) -> listener_pb2.Listener | None:
     """``outbound_http`` on the proxy's outbound port, or None when it has none."""
     if proxy.outbound_port is None:
         return None
@@ -39,16 +59,21 @@ def outbound_listener(proxy: Proxy) -> listener_pb2.Listener | None:
         naming.OUTBOUND_HTTP,
         proxy.ip,
         proxy.outbound_port,
-        _http_manager(naming.OUTBOUND_HTTP, naming.OUTBOUND_HTTP),
+        _http_manager(naming.OUTBOUND_HTTP, naming.OUTBOUND_HTTP, options),
         base_pb2.TrafficDirection.OUTBOUND,
     )
 
 
-def inbound_listener(proxy: Proxy, inbound: InboundPort) -> listener_pb2.Listener:
-    """``inbound|<port>``: HTTP to the inbound route config, anything else proxied as TCP."""
+def inbound_listener(
+    proxy: Proxy, inbound: InboundPort, options: HttpOptions | None = None
+) -> listener_pb2.Listener:
+    """``inbound|<port>``: HTTP to the inbound route config, anything else proxied as TCP.
+
+    ``options`` apply to the HTTP connection manager only (TCP ports get none).
+    """
     name = naming.inbound_listener(inbound.port)
     if inbound.protocol in HTTP_PROTOCOLS:
-        network_filter = _http_manager(name, naming.inbound_route(inbound.port))
+        network_filter = _http_manager(name, naming.inbound_route(inbound.port), options)
     else:
         network_filter = listener_components_pb2.Filter(
             name=naming.TCP_PROXY_FILTER,
@@ -65,7 +90,10 @@ def inbound_listener(proxy: Proxy, inbound: InboundPort) -> listener_pb2.Listene
 
 
 def gateway_listeners(
-    proxy: Proxy, servers: Mapping[int, Sequence[GatewayServer]], problems: Problems
+    proxy: Proxy,
+    servers: Mapping[int, Sequence[GatewayServer]],
+    problems: Problems,
+    options: HttpOptions | None = None,
 ) -> dict[str, listener_pb2.Listener]:
     """``gateway_<port>`` for every port with an HTTP server; other servers are reported."""
     listeners: dict[str, listener_pb2.Listener] = {}
@@ -84,7 +112,7 @@ def gateway_listeners(
                 name,
                 proxy.ip,
                 port,
-                _http_manager(name, naming.gateway_route(port)),
+                _http_manager(name, naming.gateway_route(port), options),
                 base_pb2.TrafficDirection.OUTBOUND,
             )
     return listeners
@@ -97,11 +125,12 @@ def is_http_server(server: GatewayServer) -> bool:
     return _protocol(server) in HTTP_PROTOCOLS and not terminates
 
 
-def http_filters() -> list[hcm.HttpFilter]:
-    """fault → cors → router, each with an (empty) typed config."""
+def http_filters(before_router: Sequence[hcm.HttpFilter] = ()) -> list[hcm.HttpFilter]:
+    """fault → cors → ``before_router`` → router; fault, cors and router with empty configs."""
     return [
         hcm.HttpFilter(name=naming.FAULT_FILTER, typed_config=protos.pack(fault_pb2.HTTPFault())),
         hcm.HttpFilter(name=naming.CORS_FILTER, typed_config=protos.pack(cors_pb2.Cors())),
+        *before_router,
         hcm.HttpFilter(name=naming.ROUTER_FILTER, typed_config=protos.pack(router_pb2.Router())),
     ]
 
@@ -111,12 +140,18 @@ def _protocol(server: GatewayServer) -> str:
     return (port.protocol or "").upper() if port is not None else ""
 
 
-def _http_manager(stat_prefix: str, route_config: str) -> listener_components_pb2.Filter:
+def _http_manager(
+    stat_prefix: str, route_config: str, options: HttpOptions | None
+) -> listener_components_pb2.Filter:
+    options = options or HttpOptions()
     manager = hcm.HttpConnectionManager(
         stat_prefix=stat_prefix,
         rds=hcm.Rds(config_source=protos.ads_source(), route_config_name=route_config),
-        http_filters=http_filters(),
+        http_filters=http_filters(options.filters),
+        access_log=options.access_log,
     )
+    if options.add_user_agent:
+        manager.add_user_agent.value = True
     return listener_components_pb2.Filter(name=naming.HCM_FILTER, typed_config=protos.pack(manager))
 
 

@@ -2,8 +2,8 @@
 
 Clusters ``outbound|<port>|<subset>|<host>`` and ``inbound|<port>||<host>``; listeners
 ``outbound_http``, ``inbound|<port>`` and ``gateway_<port>``; route configurations
-``outbound_http``, ``inbound|<port>`` and ``http.<port>``; and the HTTP filter names of
-every connection manager. Pure functions and constants.
+``outbound_http``, ``inbound|<port>`` and ``http.<port>``; the HTTP filter names of
+every connection manager; and the Mixer clusters. Pure functions and constants.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 FAULT_FILTER = "envoy.filters.http.fault"
 CORS_FILTER = "envoy.filters.http.cors"
 ROUTER_FILTER = "envoy.filters.http.router"
+EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+RATE_LIMIT_FILTER = "envoy.filters.http.ratelimit"
+GRPC_ACCESS_LOG = "envoy.access_loggers.http_grpc"
+MIXER_POLICY_CLUSTER = "mixer-policy"
+"""Mixer's Check and quota (ext_authz, RLS) server, from MeshConfig ``mixerCheckServer``."""
+MIXER_TELEMETRY_CLUSTER = "mixer-telemetry"
+"""Mixer's Report (ALS) server, from MeshConfig ``mixerReportServer``."""
 PREVIOUS_HOSTS_PREDICATE = "envoy.retry_host_predicates.previous_hosts"
 
 

@@ -52,7 +52,7 @@ class Problems:
 
     def note(self, ref: str, message: str) -> None:
         """Record a config oddity or an unsupported feature."""
-        self._add(Problem(ref, message))
+        self.add(Problem(ref, message))
 
     @contextmanager
     def guard(self, ref: str) -> Iterator[None]:
@@ -61,9 +61,10 @@ class Problems:
             yield
         except Exception as exc:  # the translation must survive any single bad object
             _log.debug("translation of %s failed", ref, exc_info=True)
-            self._add(Problem(ref, f"skipped: {exc!r}", internal=True))
+            self.add(Problem(ref, f"skipped: {exc!r}", internal=True))
 
-    def _add(self, problem: Problem) -> None:
+    def add(self, problem: Problem) -> None:
+        """Record ``problem`` (once per collector), e.g. one found by an earlier call."""
         if problem in self._seen:  # a rule translated for several ports reports once
             return
         self._seen.add(problem)

@@ -19,11 +19,12 @@ duplicates): the first claim wins. Pure functions; messages returned are new.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from google.protobuf import any_pb2
 
 from services.pilot.core.model import InboundPort
 from services.pilot.core.registry import (
@@ -87,11 +88,22 @@ def outbound_route_config(
     return route_pb2.RouteConfiguration(name=naming.OUTBOUND_HTTP, virtual_hosts=hosts)
 
 
-def inbound_route_config(inbound: InboundPort) -> route_pb2.RouteConfiguration:
-    """``inbound|<port>``: every request on the port to the app's inbound cluster."""
+def inbound_route_config(
+    inbound: InboundPort,
+    *,
+    typed_per_filter_config: Mapping[str, any_pb2.Any] | None = None,
+    rate_limits: Sequence[rc.RateLimit] = (),
+) -> route_pb2.RouteConfiguration:
+    """``inbound|<port>``: every request on the port to the app's inbound cluster.
+
+    ``typed_per_filter_config`` and ``rate_limits`` go on that route (policy modes).
+    """
     route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = naming.inbound_cluster(inbound.port, inbound.service)
     route.route.timeout.SetInParent()
+    route.route.rate_limits.extend(rate_limits)
+    for name, config in (typed_per_filter_config or {}).items():
+        route.typed_per_filter_config[name].CopyFrom(config)
     return route_pb2.RouteConfiguration(
         name=naming.inbound_route(inbound.port),
         virtual_hosts=[

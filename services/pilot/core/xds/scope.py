@@ -29,6 +29,7 @@ from services.pilot.core.snapshot import (
     is_exported,
     selector_matches,
 )
+from services.pilot.core.xds.mixer_mode import mixer_mode
 from shared.config import Resource
 from shared.config.networking import GatewaySpec, SidecarSpec
 from shared.config.networking_gateway import Server
@@ -100,10 +101,14 @@ def scope_key(snapshot: MeshSnapshot, proxy: Proxy) -> str:
 
     :func:`shared_key` plus what only this proxy's own resources depend on: its type, IP,
     outbound port and inbound ports, and a router's labels (they select its Gateways).
+    With Mixer policy checks on, also its workload name and labels (inbound routes tell
+    Mixer the destination workload).
     """
     own = [proxy.type, proxy.ip, proxy.outbound_port, [astuple(port) for port in proxy.inbound]]
     if proxy.type == "router":
         own.append(sorted(proxy.labels.items()))
+    elif mixer_mode(snapshot.mesh).check is not None:
+        own += [proxy.workload_name, sorted(proxy.labels.items())]
     return f"{shared_key(snapshot, proxy)}|{_digest(own)}"
 
 

@@ -1,0 +1,123 @@
+"""``splitmesh pilot``: run Pilot in the foreground with a live view of its proxies.
+
+Flags override ``SPLITMESH_PILOT_*`` environment variables. Once Pilot has synced its
+config from Galley it prints the config version and every connected proxy (protocol,
+version, in sync or not, NACKs), then prints again each time that changes, until Ctrl-C or
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.pilot.app import Pilot, build_pilot
+from services.pilot.core.ads.connection import ConnectionStatus
+from services.pilot.core.ads.server import DiscoveryStatus
+from services.pilot.settings import PilotSettings
+from shared.lifecycle import StartupError
+from shared.settings import SettingsError
+from shared.telemetry import configure_logging, configure_telemetry
+
+_REFRESH_S = 0.5
+
+
+def pilot_command(
+    galley_address: Annotated[
+        str | None, typer.Option(help="Galley's MCP address (host:port).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="xDS (ADS) gRPC port (0: any).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
+    debounce_quiet: Annotated[
+        float | None, typer.Option(help="Seconds of quiet before a push.")
+    ] = None,
+    debounce_max: Annotated[
+        float | None, typer.Option(help="Longest a change waits for a push (s).")
+    ] = None,
+    push_concurrency: Annotated[
+        int | None, typer.Option(help="Proxy configs generated at the same time.")
+    ] = None,
+    ports_file: Annotated[
+        Path | None, typer.Option(help="Write the bound ports here as JSON.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")] = False,
+) -> None:
+    """Run Pilot: follow Galley's config and serve it to Envoy over xDS."""
+    try:
+        settings = PilotSettings.from_env(os.environ).with_overrides(
+            galley_address=galley_address,
+            host=host,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            debounce_quiet_s=debounce_quiet,
+            debounce_max_s=debounce_max,
+            push_concurrency=push_concurrency,
+            ports_file=ports_file,
+            log_level=log_level,
+            log_json=False,
+        )
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    configure_logging(settings.log_level, json=settings.log_json)
+    configure_telemetry("pilot", otlp_endpoint=settings.otlp_endpoint)
+    try:
+        asyncio.run(_serve(settings, Console(), live=not quiet))
+    except StartupError as exc:
+        typer.echo(f"pilot: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _serve(settings: PilotSettings, console: Console, *, live: bool) -> None:
+    pilot = build_pilot(settings)
+    runner = asyncio.create_task(pilot.host.run())
+    shown: tuple[object, ...] | None = None
+    while not runner.done():
+        await asyncio.wait({runner}, timeout=_REFRESH_S)
+        if not live or not pilot.store.synced or runner.done():
+            continue
+        status = pilot.discovery.status()
+        fingerprint = (
+            status.version,
+            tuple((c.id, c.version, c.in_sync, _nacks(c)) for c in status.connections),
+        )
+        if fingerprint != shown:
+            shown = fingerprint
+            _render(console, pilot, status)
+    runner.result()
+
+
+def _nacks(connection: ConnectionStatus) -> int:
+    return sum(watch.nacks for watch in connection.watches.values())
+
+
+def _render(console: Console, pilot: Pilot, status: DiscoveryStatus) -> None:
+    table = Table(
+        title=f"Pilot serves config version {status.version} to {len(status.connections)} proxies",
+        title_justify="left",
+    )
+    for column in ("proxy", "protocol", "version", "in sync", "NACKs", "last NACK"):
+        table.add_column(column)
+    for connection in status.connections:
+        nacks = [w.last_nack for w in connection.watches.values() if w.last_nack is not None]
+        table.add_row(
+            connection.proxy_id,
+            connection.protocol,
+            connection.version or "-",
+            "yes" if connection.in_sync else "no",
+            str(_nacks(connection)),
+            nacks[-1].message if nacks else "",
+        )
+    console.print(table)
+    ports = pilot.ports()
+    console.print(
+        f"xDS on {pilot.settings.host}:{ports['grpc']}, admin on "
+        f"http://{pilot.settings.host}:{ports['http']}/debug/syncz; Ctrl-C stops."
+    )
