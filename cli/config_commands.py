@@ -20,12 +20,19 @@ from shared.config import ConfigIssue, ParseResult, Resource, has_errors
 
 
 def validate_command(
-    files: Annotated[
-        list[Path],
+    named: Annotated[
+        list[Path] | None,
         typer.Option("-f", "--filename", help="A YAML file to validate (repeatable)."),
-    ],
+    ] = None,
+    more: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="FILE...", help="More files (so `-f *.yaml` works)."),
+    ] = None,
 ) -> None:
     """Validate Istio YAML files object by object, like Istio's validation webhook."""
+    files = [*(named or []), *(more or [])]
+    if not files:
+        raise typer.BadParameter("name at least one file with -f FILE", param_hint="-f")
     results = [(str(path), read_file(path, source=str(path))) for path in files]
     accepted, issues = _check(results)
     _finish(issues, f"{len(files)} file(s), {len(accepted)} valid object(s)")

@@ -3,14 +3,18 @@
 Used by the local launcher, the integration tests and the benchmarks to run our
 services (``python -m services.galley``) and helpers as real processes. A
 :class:`ServiceProcess` writes the child's stdout and stderr to ``log_path``, asks the
-kernel to SIGTERM the child if this process dies (no orphans on Linux), and on
-:meth:`ServiceProcess.stop` sends SIGTERM, then SIGKILL after ``grace`` seconds.
+kernel to SIGTERM the child if the thread that started it dies (no orphans on Linux), and
+on :meth:`ServiceProcess.stop` sends SIGTERM, then SIGKILL after ``grace`` seconds.
 Not thread-safe; one owner drives it.
+
+The parent-death signal is set by a tiny Python trampoline that then execs the command
+(same pid), never by a ``preexec_fn``: a ``preexec_fn`` forces a real ``fork()``, and in a
+parent with live gRPC threads (an MCP client, say) the forked child runs gRPC's at-fork
+handlers and often dies of SIGSEGV or SIGABRT before it can exec.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -20,16 +24,18 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
+# argv: parent pid, then the command. Exits 1 if the parent is already gone.
+_EXEC_WITH_PARENT_DEATH_SIGNAL = """\
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
 class ProcessStartError(RuntimeError):
     """The child exited or did not become ready in time; the message quotes its log."""
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def python_module(module: str) -> list[str]:
@@ -68,13 +74,20 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self.command,
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    "-c",
+                    _EXEC_WITH_PARENT_DEATH_SIGNAL,
+                    str(os.getpid()),
+                    *self.command,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self._env,
                 cwd=self._cwd,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
             )
 
     def wait_ready(self, timeout: float = 30.0) -> dict[str, int]:

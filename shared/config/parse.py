@@ -249,6 +249,8 @@ def _pydantic_message(error: Mapping[str, Any]) -> str:
         return "unknown field"
     if error.get("type") == "missing":
         return "required field is missing"
+    if error.get("type") == "tuple_type":
+        return "must be a list"
     return message
 
 

@@ -9,8 +9,9 @@ The sink is named by the ``sink_node.id`` of its first request (its peer address
 
 Errors: a request the distributor rejects (:class:`RequestError`: empty or unknown
 collection, a collection subscribed twice) aborts that stream only, with the status in
-:data:`_STATUS_OF` and the error's message. When the sink half-closes its side the stream
-ends with OK.
+:data:`_STATUS_OF` and the error's message. When the sink half-closes its side the
+stream ends with OK; when the distributor closes the subscription (Galley is stopping) it
+ends at once with UNAVAILABLE, which sinks retry.
 
 Task safety: each stream owns its subscription and its reader task; both are released when
 the stream ends for any reason (sink gone, abort, server stop).
@@ -76,10 +77,15 @@ class McpServicer(mcp_pb2_grpc.ResourceSourceServicer):
                     resources=push.resources,
                     removed=push.removed,
                 )
-            error = await reader
+            # A reader that ended closed the subscription itself; one still reading means
+            # the distributor closed it: Galley is stopping.
+            stopping = not reader.done()
+            error = None if stopping else reader.result()
         finally:
             subscription.close()
             await _cancel(reader)
+        if stopping:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Galley is stopping")
         if error is not None:
             _log.warning("closing MCP stream of sink %s: %s", subscription.sink_id, error)
             await context.abort(_status_of(error), str(error))

@@ -14,6 +14,9 @@ collection, coalescing to the newest snapshot, resume, incremental) are those of
 - A collection that is not published yet waits: its first push follows its first publish.
   A collection Galley does not know at all is a :class:`UnknownCollectionError` for that
   stream only.
+- The distributor is a Component: :meth:`Distributor.stop` closes every subscription and
+  every later one at once, so MCP streams (which never end on their own) end before the
+  gRPC server's graceful stop instead of holding it for its whole grace period.
 
 Errors::
 
@@ -305,6 +308,21 @@ class Distributor:
     def __init__(self, *, meter: metrics.Meter | None = None) -> None:
         self._hub = _Hub(_Metrics(meter or metrics.get_meter("splitmesh.galley")))
         self._stream_ids = itertools.count(1)
+        self._stopped = False
+
+    @property
+    def name(self) -> str:
+        """Component name for logs."""
+        return "mcp-distributor"
+
+    async def start(self) -> None:
+        """Nothing to start: subscriptions come from the MCP servicer."""
+
+    async def stop(self) -> None:
+        """Close every subscription, now and from now on (their streams end). Idempotent."""
+        self._stopped = True
+        for subscription in list(self._hub.subscriptions.values()):
+            subscription.close()
 
     def publish(self, snapshots: Mapping[str, CollectionSnapshot]) -> None:
         """Make these the current snapshots of their collections and wake every subscriber.
@@ -322,12 +340,17 @@ class Distributor:
             subscription.wake()
 
     def subscribe(self, sink_id: str) -> Subscription:
-        """Open a subscription for ``sink_id``; the caller must :meth:`Subscription.close` it."""
+        """Open a subscription for ``sink_id``; the caller must :meth:`Subscription.close` it.
+
+        After :meth:`stop` the subscription comes back already closed.
+        """
         subscription = Subscription(
             sink_id=sink_id, stream_id=next(self._stream_ids), hub=self._hub
         )
         self._hub.subscriptions[subscription.stream_id] = subscription
         self._hub.metrics.subscribers.add(1)
+        if self._stopped:
+            subscription.close()
         return subscription
 
     def status(self) -> DistributionStatus:

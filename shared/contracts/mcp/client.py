@@ -26,6 +26,7 @@ kept in :attr:`McpClient.last_error` and retried, never raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -182,6 +183,9 @@ class McpClient:
             finally:
                 reader.cancel()
                 await asyncio.wait({reader})
+                # Close our half so the interceptor's request iterator finishes cleanly.
+                with contextlib.suppress(grpc.RpcError, grpc.aio.UsageError, RuntimeError):
+                    await call.done_writing()
 
     def _subscription(self, collection: str) -> mcp_pb2.RequestResources:
         held = self._state.get(collection)
