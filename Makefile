@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrapped
 PYTEST_ARGS ?=
 
-.PHONY: run test lint setup protos lock bench clean
+.PHONY: run down test lint setup protos lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) bash scripts/bootstrap.sh
@@ -12,9 +12,14 @@ $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 
 setup: $(STAMP)
 
-## run: start Galley on examples/ and show what it accepted and rejected (Ctrl-C stops)
+## run: bring the demo mesh up (Galley, Pilot, the shop's apps and their Envoy sidecars),
+## send traffic through it and show that routing follows the config; `make down` stops it
 run: setup
-	$(BIN)/splitmesh galley --config-dir examples
+	$(BIN)/splitmesh demo
+
+## down: stop the mesh that `make run` left running
+down: setup
+	$(BIN)/splitmesh down
 
 ## test: lint, then the whole suite
 test: setup lint

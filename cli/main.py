@@ -10,7 +10,6 @@ import typer
 
 from cli.config_commands import analyze_command, validate_command
 from cli.galley_command import galley_command
-from cli.pilot_command import pilot_command
 from cli.launcher.commands import (
     demo_command,
     down_command,
@@ -18,6 +17,7 @@ from cli.launcher.commands import (
     status_command,
     up_command,
 )
+from cli.pilot_command import pilot_command
 
 app = typer.Typer(
     name="splitmesh",

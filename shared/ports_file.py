@@ -23,17 +23,20 @@ class Listener(Protocol):
 
 
 class PortsFile:
-    """Writes ``{name: port}`` for the given listeners to ``path`` on start."""
+    """Writes ``{name: port}`` for the given listeners (or fixed ports) to ``path`` on start."""
 
     name = "ports-file"
 
-    def __init__(self, path: Path, listeners: Mapping[str, Listener]) -> None:
+    def __init__(self, path: Path, listeners: Mapping[str, Listener | int]) -> None:
         self._path = path
         self._listeners = listeners
 
     async def start(self) -> None:
         """Write the file atomically (a reader never sees half of it)."""
-        ports = {name: listener.port for name, listener in self._listeners.items()}
+        ports = {
+            name: item if isinstance(item, int) else item.port
+            for name, item in self._listeners.items()
+        }
         partial = self._path.with_suffix(self._path.suffix + ".partial")
         partial.write_text(json.dumps(ports))
         partial.replace(self._path)

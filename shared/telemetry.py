@@ -33,7 +33,6 @@ from typing import Any
 import grpc
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -142,6 +141,11 @@ def configure_telemetry(service: str, *, otlp_endpoint: str | None) -> None:
         resource = Resource.create({"service.name": service})
         tracer_provider = TracerProvider(resource=resource)
         if otlp_endpoint:
+            # Imported only when used: the exporter costs ~0.4 s of start-up time.
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter,
+            )
+
             exporter = OTLPSpanExporter(endpoint=otlp_endpoint)
             tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(tracer_provider)

@@ -22,7 +22,7 @@ class GalleySettings(SettingsBase):
 
     env_prefix: ClassVar[str] = "SPLITMESH_GALLEY_"
 
-    config_dir: Path = Path("examples")
+    config_dir: Path = Path("examples/mesh")
     host: str = "127.0.0.1"
     mcp_port: int = 9901
     http_port: int = 15014

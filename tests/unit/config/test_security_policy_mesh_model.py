@@ -85,7 +85,11 @@ def test_authorization_policy_defaults_to_allow_and_keeps_absent_lists_absent() 
             "spec.rules[0].from[0].source.users",
             "unknown field",
         ),
-        ("{rules: [{when: [{key: a, values: a}]}]}", "spec.rules[0].when[0].values", "must be a list"),
+        (
+            "{rules: [{when: [{key: a, values: a}]}]}",
+            "spec.rules[0].when[0].values",
+            "must be a list",
+        ),
     ],
 )
 def test_authorization_policy_shape_errors_name_the_field(spec: str, path: str, word: str) -> None:

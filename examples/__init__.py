@@ -1,0 +1,1 @@
+"""Demo workloads and their Istio configs (run from the repository root; not installed)."""

@@ -1,0 +1,1 @@
+"""The demo shop's applications (``python -m examples.apps.shop``) and launcher file."""
