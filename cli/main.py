@@ -17,6 +17,7 @@ from cli.launcher.commands import (
     status_command,
     up_command,
 )
+from cli.mixer_command import mixer_command
 from cli.pilot_command import pilot_command
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command("validate")(validate_command)
 app.command("analyze")(analyze_command)
 app.command("galley")(galley_command)
 app.command("pilot")(pilot_command)
+app.command("mixer")(mixer_command)
 app.command("up")(up_command)
 app.command("down")(down_command)
 app.command("status")(status_command)

@@ -1,3 +1,1 @@
-"""Mixer: policy checks, quotas and telemetry reports.
-
-Not built yet (issue 5)."""
+"""Mixer: policy checks, quotas and telemetry reports (Istio 1.4), behind Envoy's own APIs."""

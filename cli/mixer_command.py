@@ -1,0 +1,131 @@
+"""``splitmesh mixer``: run Mixer in the foreground and show each config version it takes.
+
+Flags override ``SPLITMESH_MIXER_*`` environment variables. ``--role`` picks what the
+process serves, like Istio 1.4's two deployments: ``policy`` (ext_authz Check and RLS
+quota), ``telemetry`` (ALS reports) or ``all``. After start-up it prints where it
+listens, then a line per config version (rules, policies, problems), until Ctrl-C or
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from services.mixer.app import Mixer, build_mixer
+from services.mixer.settings import MixerSettings
+from shared.lifecycle import StartupError
+from shared.settings import SettingsError
+from shared.telemetry import configure_logging, configure_telemetry
+
+_REFRESH_S = 0.5
+
+
+def mixer_command(
+    role: Annotated[
+        str | None, typer.Option(help="What to serve: policy, telemetry or all.")
+    ] = None,
+    galley_address: Annotated[
+        str | None, typer.Option(help="Galley's MCP address (host:port).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="ext_authz, RLS and ALS gRPC port (0: any free port).")
+    ] = None,
+    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis for every redisquota handler (redis://host:port).")
+    ] = None,
+    check_fail_open: Annotated[
+        bool | None,
+        typer.Option(
+            "--check-fail-open/--check-fail-closed",
+            help="When a rule cannot be evaluated (default: MeshConfig policyCheckFailOpen).",
+        ),
+    ] = None,
+    quota_fail_open: Annotated[
+        bool | None,
+        typer.Option("--quota-fail-open/--quota-fail-closed", help="When the quota store fails."),
+    ] = None,
+    quota_timeout: Annotated[
+        float | None, typer.Option(help="Longest a quota decision waits for Redis (s).")
+    ] = None,
+    load_shed_budget_ms: Annotated[
+        float | None, typer.Option(help="Latency budget; over it calls fail UNAVAILABLE (0: off).")
+    ] = None,
+    ports_file: Annotated[
+        Path | None, typer.Option(help="Write the bound ports here as JSON.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No config lines; logs only.")] = False,
+) -> None:
+    """Run Mixer: policy checks, quotas and telemetry for Envoy sidecars."""
+    try:
+        settings = MixerSettings.from_env(os.environ).with_overrides(
+            role=role,
+            galley_address=galley_address,
+            host=host,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            redis_url=redis_url,
+            check_fail_open=check_fail_open,
+            quota_fail_open=quota_fail_open,
+            quota_timeout_s=quota_timeout,
+            load_shed_budget_ms=load_shed_budget_ms,
+            ports_file=ports_file,
+            log_level=log_level,
+            log_json=False,
+        )
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    configure_logging(settings.log_level, json=settings.log_json)
+    configure_telemetry(f"mixer-{settings.role}", otlp_endpoint=settings.otlp_endpoint)
+    try:
+        asyncio.run(_serve(settings, Console(), live=not quiet))
+    except StartupError as exc:
+        typer.echo(f"mixer: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _serve(settings: MixerSettings, console: Console, *, live: bool) -> None:
+    mixer = build_mixer(settings)
+    runner = asyncio.create_task(mixer.host.run())
+    shown: str | None = None
+    announced = False
+    while not runner.done():
+        await asyncio.wait({runner}, timeout=_REFRESH_S)
+        if runner.done() or not live:
+            continue
+        if not announced:
+            announced = _announce(console, mixer)
+        status = mixer.runtime.status()
+        if mixer.feed.has_synced() and status.version != shown:
+            shown = status.version
+            rules = ", ".join(f"{count} {kind}" for kind, count in status.rules.items())
+            console.print(
+                f"config {status.version}: rules {rules}; "
+                f"{status.authorization_policies} authorization policies; "
+                f"fail {'open' if status.fail_open else 'closed'}"
+            )
+            for issue in status.issues:
+                console.print(f"  [red]problem:[/] {issue}", highlight=False)
+    runner.result()
+
+
+def _announce(console: Console, mixer: Mixer) -> bool:
+    try:
+        ports = mixer.ports()
+    except RuntimeError:
+        return False  # not listening yet
+    host = mixer.settings.host
+    console.print(
+        f"Mixer ({mixer.settings.role}) serves gRPC on {host}:{ports['grpc']} and admin on "
+        f"http://{host}:{ports['http']}/debug/configz, following Galley at "
+        f"{mixer.settings.galley_address}. Ctrl-C stops."
+    )
+    return True
