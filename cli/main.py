@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.citadel_command import citadel_app
 from cli.config_commands import analyze_command, validate_command
 from cli.galley_command import galley_command
 from cli.launcher.commands import (
@@ -32,6 +33,7 @@ app.command("analyze")(analyze_command)
 app.command("galley")(galley_command)
 app.command("pilot")(pilot_command)
 app.command("mixer")(mixer_command)
+app.add_typer(citadel_app, name="citadel")
 app.command("up")(up_command)
 app.command("down")(down_command)
 app.command("status")(status_command)

@@ -97,16 +97,22 @@ def write_key_pair(directory: str | os.PathLike[str], cert: bytes, key: bytes) -
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
-    _write_atomically(cert_path, cert, 0o644)
-    _write_atomically(key_path, key, 0o600)
+    write_atomically(cert_path, cert, 0o644)
+    write_atomically(key_path, key, 0o600)
     return cert_path, key_path
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data`` (mode ``mode``, fsynced) so no reader sees half of it.
+
+    The bytes are never readable with looser permissions than ``mode``, not even briefly.
+    """
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:

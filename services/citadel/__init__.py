@@ -1,3 +1,1 @@
-"""Citadel: the mesh certificate authority.
-
-Not built yet (issue 4)."""
+"""Citadel: the mesh certificate authority (issues SPIFFE workload certificates)."""

@@ -33,7 +33,7 @@ from services.pilot.core.snapshot import MeshSnapshot
 from shared.config import KindInfo, Resource, kinds_by_collection, parse_object
 from shared.contracts.mcp.snapshot import CollectionSnapshot, McpResource
 
-_GROUPS = ("networking.istio.io", "security.istio.io", "mesh.istio.io")
+_GROUPS = ("networking.istio.io", "security.istio.io", "mesh.istio.io", "config.istio.io")
 
 
 def pilot_collections() -> tuple[str, ...]:

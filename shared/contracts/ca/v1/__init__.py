@@ -1,0 +1,1 @@
+"""Generated code of ``ca.proto`` (``python -m shared.contracts.generate``)."""
