@@ -51,12 +51,13 @@ def parse_yaml(
     documents: list[tuple[Any, int]] = []
     try:
         loader = _Loader(text)
+        may_alias = "*" in text  # without an alias no node is shared: nothing to expand
         try:
             while loader.check_node():
                 node = loader.get_node()
                 if node is None:
                     continue
-                if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+                if may_alias and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                     return ParseResult(
                         issues=(
                             _file_issue(
