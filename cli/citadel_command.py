@@ -13,7 +13,6 @@ name="citadel")``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -22,17 +21,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.service_runner import run_in_foreground, settings_from_flags
 from services.citadel.adapters.key_files import load_or_create_token_key
 from services.citadel.app import Citadel, build_citadel
 from services.citadel.core.errors import CaConfigError
 from services.citadel.core.token import mint_token
 from services.citadel.settings import CitadelSettings
 from shared.contracts.ca.spiffe import SpiffeId
-from shared.lifecycle import StartupError
 from shared.settings import SettingsError
-from shared.telemetry import configure_logging, configure_telemetry
-
-_POLL_S = 0.05
 
 citadel_app = typer.Typer(
     help="Citadel, the mesh certificate authority.",
@@ -65,28 +61,26 @@ def citadel_command(
     """Run Citadel: sign workload CSRs for the identity each caller proves."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        settings = CitadelSettings.from_env(os.environ).with_overrides(
-            host=host,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            trust_domain=trust_domain,
-            state_dir=state_dir,
-            plugged_ca_dir=plugged_ca_dir,
-            workload_cert_ttl_s=cert_ttl,
-            ports_file=ports_file,
-            log_level=log_level,
-            log_json=False,
-        )
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    configure_logging(settings.log_level, json=settings.log_json)
-    configure_telemetry("citadel", otlp_endpoint=settings.otlp_endpoint)
-    try:
-        asyncio.run(_serve(settings, Console()))
-    except StartupError as exc:
-        typer.echo(f"citadel: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    settings = settings_from_flags(
+        CitadelSettings,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        trust_domain=trust_domain,
+        state_dir=state_dir,
+        plugged_ca_dir=plugged_ca_dir,
+        workload_cert_ttl_s=cert_ttl,
+        ports_file=ports_file,
+        log_level=log_level,
+    )
+    console = Console()
+    run_in_foreground(
+        name="citadel",
+        settings=settings,
+        build=build_citadel,
+        view=lambda citadel: True if _serving(citadel) else None,
+        render=lambda citadel: _render(console, citadel),
+    )
 
 
 @citadel_app.command("mint-token")
@@ -118,16 +112,6 @@ def mint_token_command(
         typer.echo(f"citadel mint-token: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(mint_token(key, identity, ttl_s=ttl, now=time.time()))
-
-
-async def _serve(settings: CitadelSettings, console: Console) -> None:
-    citadel = build_citadel(settings)
-    runner = asyncio.create_task(citadel.host.run())
-    while not runner.done() and not _serving(citadel):
-        await asyncio.wait({runner}, timeout=_POLL_S)
-    if not runner.done():
-        _render(console, citadel)
-    await runner
 
 
 def _serving(citadel: Citadel) -> bool:

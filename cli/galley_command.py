@@ -7,8 +7,6 @@ time that changes, until Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,14 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.service_runner import run_in_foreground, settings_from_flags
 from services.galley.app import Galley, build_galley
 from services.galley.core.store import StoreStatus
 from services.galley.settings import GalleySettings
-from shared.lifecycle import StartupError
-from shared.settings import SettingsError
-from shared.telemetry import configure_logging, configure_telemetry
-
-_REFRESH_S = 0.5
 
 
 def galley_command(
@@ -50,45 +44,32 @@ def galley_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")] = False,
 ) -> None:
     """Run Galley: watch, validate and serve Istio config over MCP."""
-    try:
-        settings = GalleySettings.from_env(os.environ).with_overrides(
-            config_dir=config_dir,
-            host=host,
-            mcp_port=mcp_port,
-            http_port=http_port,
-            webhook_port=webhook_port,
-            webhook_enabled=webhook,
-            debounce_quiet_s=debounce_quiet,
-            debounce_max_s=debounce_max,
-            ports_file=ports_file,
-            log_level=log_level,
-            log_json=False,
-        )
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    configure_logging(settings.log_level, json=settings.log_json)
-    configure_telemetry("galley", otlp_endpoint=settings.otlp_endpoint)
-    try:
-        asyncio.run(_serve(settings, Console(), live=not quiet))
-    except StartupError as exc:
-        typer.echo(f"galley: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    settings = settings_from_flags(
+        GalleySettings,
+        config_dir=config_dir,
+        host=host,
+        mcp_port=mcp_port,
+        http_port=http_port,
+        webhook_port=webhook_port,
+        webhook_enabled=webhook,
+        debounce_quiet_s=debounce_quiet,
+        debounce_max_s=debounce_max,
+        ports_file=ports_file,
+        log_level=log_level,
+    )
+    console = Console()
+    run_in_foreground(
+        name="galley",
+        settings=settings,
+        build=build_galley,
+        view=lambda galley: None if quiet else _fingerprint(galley.store.status()),
+        render=lambda galley: _render(console, galley, galley.store.status()),
+    )
 
 
-async def _serve(settings: GalleySettings, console: Console, *, live: bool) -> None:
-    galley = build_galley(settings)
-    runner = asyncio.create_task(galley.host.run())
-    shown: tuple[object, ...] | None = None
-    while not runner.done():
-        await asyncio.wait({runner}, timeout=_REFRESH_S)
-        status = galley.store.status()
-        if not live or not status.synced or runner.done():
-            continue
-        fingerprint = (tuple(status.versions.items()), status.issues)
-        if fingerprint != shown:
-            shown = fingerprint
-            _render(console, galley, status)
-    runner.result()
+def _fingerprint(status: StoreStatus) -> object | None:
+    """What the view shows changes when this does; None until the first full read."""
+    return (tuple(status.versions.items()), status.issues) if status.synced else None
 
 
 def _render(console: Console, galley: Galley, status: StoreStatus) -> None:

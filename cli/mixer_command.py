@@ -9,21 +9,15 @@ SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from cli.service_runner import run_in_foreground, settings_from_flags
 from services.mixer.app import Mixer, build_mixer
 from services.mixer.settings import MixerSettings
-from shared.lifecycle import StartupError
-from shared.settings import SettingsError
-from shared.telemetry import configure_logging, configure_telemetry
-
-_REFRESH_S = 0.5
 
 
 def mixer_command(
@@ -65,56 +59,55 @@ def mixer_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="No config lines; logs only.")] = False,
 ) -> None:
     """Run Mixer: policy checks, quotas and telemetry for Envoy sidecars."""
-    try:
-        settings = MixerSettings.from_env(os.environ).with_overrides(
-            role=role,
-            galley_address=galley_address,
-            host=host,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            redis_url=redis_url,
-            check_fail_open=check_fail_open,
-            quota_fail_open=quota_fail_open,
-            quota_timeout_s=quota_timeout,
-            load_shed_budget_ms=load_shed_budget_ms,
-            ports_file=ports_file,
-            log_level=log_level,
-            log_json=False,
-        )
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    configure_logging(settings.log_level, json=settings.log_json)
-    configure_telemetry(f"mixer-{settings.role}", otlp_endpoint=settings.otlp_endpoint)
-    try:
-        asyncio.run(_serve(settings, Console(), live=not quiet))
-    except StartupError as exc:
-        typer.echo(f"mixer: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    settings = settings_from_flags(
+        MixerSettings,
+        role=role,
+        galley_address=galley_address,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        redis_url=redis_url,
+        check_fail_open=check_fail_open,
+        quota_fail_open=quota_fail_open,
+        quota_timeout_s=quota_timeout,
+        load_shed_budget_ms=load_shed_budget_ms,
+        ports_file=ports_file,
+        log_level=log_level,
+    )
+    console = Console()
+    announced: list[bool] = []
+    run_in_foreground(
+        name=f"mixer-{settings.role}",
+        settings=settings,
+        build=build_mixer,
+        view=lambda mixer: None if quiet else _fingerprint(mixer),
+        render=lambda mixer: _render(console, mixer, announced),
+    )
 
 
-async def _serve(settings: MixerSettings, console: Console, *, live: bool) -> None:
-    mixer = build_mixer(settings)
-    runner = asyncio.create_task(mixer.host.run())
-    shown: str | None = None
-    announced = False
-    while not runner.done():
-        await asyncio.wait({runner}, timeout=_REFRESH_S)
-        if runner.done() or not live:
-            continue
-        if not announced:
-            announced = _announce(console, mixer)
-        status = mixer.runtime.status()
-        if mixer.feed.has_synced() and status.version != shown:
-            shown = status.version
-            rules = ", ".join(f"{count} {kind}" for kind, count in status.rules.items())
-            console.print(
-                f"config {status.version}: rules {rules}; "
-                f"{status.authorization_policies} authorization policies; "
-                f"fail {'open' if status.fail_open else 'closed'}"
-            )
-            for issue in status.issues:
-                console.print(f"  [red]problem:[/] {issue}", highlight=False)
-    runner.result()
+def _fingerprint(mixer: Mixer) -> object | None:
+    """The listening state and, once synced from Galley, the config version."""
+    try:
+        mixer.ports()
+    except RuntimeError:
+        return None  # not listening yet
+    return mixer.runtime.status().version if mixer.feed.has_synced() else "listening"
+
+
+def _render(console: Console, mixer: Mixer, announced: list[bool]) -> None:
+    if not announced:
+        announced.append(_announce(console, mixer))
+    if not mixer.feed.has_synced():
+        return
+    status = mixer.runtime.status()
+    rules = ", ".join(f"{count} {kind}" for kind, count in status.rules.items())
+    console.print(
+        f"config {status.version}: rules {rules}; "
+        f"{status.authorization_policies} authorization policies; "
+        f"fail {'open' if status.fail_open else 'closed'}"
+    )
+    for issue in status.issues:
+        console.print(f"  [red]problem:[/] {issue}", highlight=False)
 
 
 def _announce(console: Console, mixer: Mixer) -> bool:

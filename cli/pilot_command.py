@@ -8,8 +8,6 @@ SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,15 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.service_runner import run_in_foreground, settings_from_flags
 from services.pilot.app import Pilot, build_pilot
 from services.pilot.core.ads.connection import ConnectionStatus
 from services.pilot.core.ads.server import DiscoveryStatus
 from services.pilot.settings import PilotSettings
-from shared.lifecycle import StartupError
-from shared.settings import SettingsError
-from shared.telemetry import configure_logging, configure_telemetry
-
-_REFRESH_S = 0.5
 
 
 def pilot_command(
@@ -51,47 +45,37 @@ def pilot_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")] = False,
 ) -> None:
     """Run Pilot: follow Galley's config and serve it to Envoy over xDS."""
-    try:
-        settings = PilotSettings.from_env(os.environ).with_overrides(
-            galley_address=galley_address,
-            host=host,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            debounce_quiet_s=debounce_quiet,
-            debounce_max_s=debounce_max,
-            push_concurrency=push_concurrency,
-            ports_file=ports_file,
-            log_level=log_level,
-            log_json=False,
-        )
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    configure_logging(settings.log_level, json=settings.log_json)
-    configure_telemetry("pilot", otlp_endpoint=settings.otlp_endpoint)
-    try:
-        asyncio.run(_serve(settings, Console(), live=not quiet))
-    except StartupError as exc:
-        typer.echo(f"pilot: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    settings = settings_from_flags(
+        PilotSettings,
+        galley_address=galley_address,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        debounce_quiet_s=debounce_quiet,
+        debounce_max_s=debounce_max,
+        push_concurrency=push_concurrency,
+        ports_file=ports_file,
+        log_level=log_level,
+    )
+    console = Console()
+    run_in_foreground(
+        name="pilot",
+        settings=settings,
+        build=build_pilot,
+        view=lambda pilot: None if quiet else _fingerprint(pilot),
+        render=lambda pilot: _render(console, pilot, pilot.discovery.status()),
+    )
 
 
-async def _serve(settings: PilotSettings, console: Console, *, live: bool) -> None:
-    pilot = build_pilot(settings)
-    runner = asyncio.create_task(pilot.host.run())
-    shown: tuple[object, ...] | None = None
-    while not runner.done():
-        await asyncio.wait({runner}, timeout=_REFRESH_S)
-        if not live or not pilot.store.synced or runner.done():
-            continue
-        status = pilot.discovery.status()
-        fingerprint = (
-            status.version,
-            tuple((c.id, c.version, c.in_sync, _nacks(c)) for c in status.connections),
-        )
-        if fingerprint != shown:
-            shown = fingerprint
-            _render(console, pilot, status)
-    runner.result()
+def _fingerprint(pilot: Pilot) -> object | None:
+    """Changes when the config version or any proxy's sync state changes."""
+    if not pilot.store.synced:
+        return None
+    status = pilot.discovery.status()
+    return (
+        status.version,
+        tuple((c.id, c.version, c.in_sync, _nacks(c)) for c in status.connections),
+    )
 
 
 def _nacks(connection: ConnectionStatus) -> int:

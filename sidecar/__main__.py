@@ -9,46 +9,26 @@ setting or a missing Envoy binary, 1 when start-up fails.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import os
 import sys
 
-from shared.lifecycle import StartupError
-from shared.settings import SettingsError
-from shared.telemetry import configure_logging
+from shared.service_main import run_service
 from sidecar.agent import build_agent
 from sidecar.envoy_process import EnvoyNotFoundError
 from sidecar.settings import SidecarSettings
 
 
-async def _run(settings: SidecarSettings) -> None:
-    await build_agent(settings).host.run()
-
-
 def main() -> int:
-    """Run the agent until SIGTERM/SIGINT; return the exit status."""
-    if len(sys.argv) > 1:
-        print(__doc__.strip())
-        print("\nSettings (environment variables):")
-        for field in dataclasses.fields(SidecarSettings):
-            print(f"  {SidecarSettings.env_name(field.name)} (default {field.default!r})")
-        return 0 if sys.argv[1] in ("-h", "--help") else 2
-    try:
-        settings = SidecarSettings.from_env(os.environ)
-    except SettingsError as exc:
-        print(f"sidecar: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, json=settings.log_json)
-    try:
-        asyncio.run(_run(settings))
-    except EnvoyNotFoundError as exc:
-        print(f"sidecar: {exc}", file=sys.stderr)
-        return 2
-    except StartupError as exc:
-        print(f"sidecar: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Run sidecar until SIGTERM/SIGINT; return the exit status."""
+    return run_service(
+        name="sidecar",
+        doc=__doc__ or "",
+        settings_type=SidecarSettings,
+        build=build_agent,
+        argv=sys.argv[1:],
+        environ=os.environ,
+        usage_errors=(EnvoyNotFoundError,),
+    )
 
 
 if __name__ == "__main__":
