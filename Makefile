@@ -12,7 +12,8 @@ $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 
 setup: $(STAMP)
 
-## run: bring the demo mesh up (Galley, Pilot, the shop's apps and their Envoy sidecars),
+## run: bring the demo mesh up (Redis, Galley, Citadel, Mixer, Pilot, the shop's apps and
+## their Envoy sidecars),
 ## send traffic through it and show that routing follows the config; `make down` stops it
 run: setup
 	$(BIN)/splitmesh demo

@@ -16,9 +16,10 @@ VirtualService timeout changes) and 5 endpoint-only updates (a ServiceEntry endp
 address changes) are made one at a time. Each is timed twice: from the file's rename
 (so Galley's part is in it) and from Pilot's release of the push (syncz ``released_at``,
 after its debounce), until every proxy received the last response of the new version
-(receive times recorded by each client; the push counts as done once Pilot's syncz shows
-every proxy ACKed it). Targets: full push ≤ 2 s and endpoint update ≤ 200 ms to all, from
-Pilot's release, at p99; Pilot RSS ≤ 400 MB with the fleet synced (1 MB = 10^6 bytes).
+(receive times recorded by each client; the push counts as done once Pilot's syncz, read
+only after every proxy got something of the new version, shows every proxy ACKed it).
+Targets: full push ≤ 2 s and endpoint update ≤ 200 ms to all, from Pilot's release, at
+p99; Pilot RSS ≤ 400 MB with the fleet synced (1 MB = 10^6 bytes).
 Also reported: Pilot's CPU seconds per push and for the initial sync, and this process's
 CPU (the fleet shares the machine's 2 cores with Pilot, so it can slow the figures).
 Debounce: Galley 100 ms, Pilot 100 ms (quiet = max).
@@ -29,8 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,6 +50,7 @@ from services.pilot.core.model import (
     META_NAMESPACE,
     META_OUTBOUND_PORT,
     META_WORKLOAD_NAME,
+    TYPE_URLS,
     node_id,
 )
 from shared.config import kinds_by_name
@@ -109,6 +112,7 @@ def run(context: RunContext) -> Result:
     setup = _QUICK if context.quick else _FULL
     files = mesh_files(setup.services)
     runs: list[ProtocolRun] = []
+    numbers = itertools.count()  # every change, across protocols, writes new content
     with BenchMesh(
         work_dir=context.work_dir,
         files={file.path: render(file) for file in files},
@@ -120,7 +124,7 @@ def run(context: RunContext) -> Result:
             if runs:
                 context.progress("restarting Pilot")
                 mesh.mesh.pilot.restart(mesh.mesh.options.start_timeout_s)
-            measure = _Measure(mesh, files, setup, protocol, context)
+            measure = _Measure(mesh, files, setup, protocol, context, numbers=numbers)
             runs.append(asyncio.run(measure.run()))
     figures = [Figure("Pilot RSS, config loaded, no proxies", baseline.rss / _MB, "MB")]
     for measured in runs:
@@ -213,8 +217,11 @@ class _Measure:
         setup: Setup,
         protocol: str,
         context: RunContext,
+        *,
+        numbers: Iterator[int],
     ) -> None:
         self._mesh = mesh
+        self._numbers = numbers
         self._setup = setup
         self._protocol = protocol
         self._progress = context.progress
@@ -234,7 +241,7 @@ class _Measure:
             self._progress(f"{self._protocol}: connecting {self._setup.proxies} proxies")
             started, cpu = time.monotonic(), procstat.cpu_seconds(pid)
             await self.fleet.start()
-            await self._synced(None, time.monotonic() + self._setup.timeout_s)
+            version = await self._initial_sync(started + self._setup.timeout_s)
             sync_s, sync_cpu = time.monotonic() - started, procstat.cpu_seconds(pid) - cpu
             rss = procstat.memory(pid)
             pushes = []
@@ -242,14 +249,28 @@ class _Measure:
             for number in range(self._setup.changes):
                 for kind in ("full", "endpoints"):
                     self._progress(f"{self._protocol}: {kind} change {number + 1}")
-                    pushes.append(await self._push(kind, number))
+                    push, version = await self._push(kind, next(self._numbers), version)
+                    pushes.append(push)
             share = (time.process_time() - bench_cpu) / (time.monotonic() - wall) * 100
         finally:
             await self.fleet.stop()
         return ProtocolRun(self._protocol, sync_s, sync_cpu, rss, tuple(pushes), share)
 
-    async def _push(self, kind: Kind, number: int) -> Push:
-        """Make one change; time it from the write and from Pilot's release."""
+    async def _initial_sync(self, deadline: float) -> str:
+        """Wait until every proxy holds every type and Pilot sees them all in sync."""
+        page = await self._synced(None, deadline)
+        version = str(page["version"])
+        timeout = max(0.0, deadline - time.monotonic())
+        # Pilot may see a proxy in sync for a moment before it subscribes to RDS names.
+        await self.fleet.wait_for_version(version, TYPE_URLS, timeout)
+        await self._synced(version, deadline)
+        return version
+
+    async def _push(self, kind: Kind, number: int, old: str) -> tuple[Push, str]:
+        """Make one change from version ``old``; time it from the write and from the release.
+
+        Returns the push and the new version.
+        """
         pid = self._mesh.pilot_pid()
         marks = [len(proxy.history) for proxy in self.fleet.proxies]
         cpu = procstat.cpu_seconds(pid)
@@ -257,8 +278,18 @@ class _Measure:
         written_wall = self._mesh.write(path, text)
         written = time.monotonic()
         first = self.fleet.proxies[0]
-        await first.wait_for(lambda p: len(p.history) > marks[0], self._setup.timeout_s)
-        version = first.history[marks[0]].version
+        await first.wait_for(
+            lambda p: any(r.version != old for r in p.history[marks[0] :]), self._setup.timeout_s
+        )
+        version = next(r.version for r in first.history[marks[0] :] if r.version != old)
+        # Every proxy got something of the new version; then (polling little) Pilot says
+        # each ACKed all of it. Arrival times come from the clients, not from the polls.
+        await asyncio.gather(
+            *(
+                proxy.wait_for(_received(version, mark), self._setup.timeout_s)
+                for proxy, mark in zip(self.fleet.proxies, marks, strict=True)
+            )
+        )
         page = await self._synced(version, written + self._setup.timeout_s)
         pilot_cpu = procstat.cpu_seconds(pid) - cpu
         arrivals = [
@@ -272,7 +303,7 @@ class _Measure:
         released = local(float(page["released_at"]))
         published = self._mesh.galley_publish_after(written_wall, _COLLECTIONS[kind])
         galley = None if published is None else local(published)
-        return Push(
+        push = Push(
             kind=kind,
             write_to_all=(max(arrivals) - written) * 1000,
             release_to_all=(max(arrivals) - released) * 1000,
@@ -281,6 +312,7 @@ class _Measure:
             published_to_release=None if galley is None else (released - galley) * 1000,
             pilot_cpu_s=pilot_cpu,
         )
+        return push, version
 
     def _changed(self, kind: Kind, number: int) -> tuple[str, str]:
         """The file to write for change ``number`` of ``kind``, and its text."""
@@ -311,6 +343,11 @@ class _Measure:
                     f"{len(lagging)} not connected"
                 )
             await asyncio.sleep(_SYNCZ_POLL_S)
+
+
+def _received(version: str, mark: int) -> Callable[[SimulatedProxy], bool]:
+    """Whether a proxy received a response of ``version`` after its ``mark``-th."""
+    return lambda proxy: any(r.version == version for r in proxy.history[mark:])
 
 
 def _kinds(file: ConfigFile) -> set[str]:

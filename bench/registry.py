@@ -29,7 +29,10 @@ MODULES: tuple[str, ...] = (
     "bench.pilot_scale",
     "bench.agent_start",
     "bench.citadel_signing",
+    "bench.agent_cert_start",
+    "bench.mtls_overhead",
     "bench.mixer_check",
+    "bench.mixer_sidecar",
 )
 """Every benchmark module, in the order ``python -m bench`` runs them."""
 

@@ -7,8 +7,10 @@
 - ``dynamic_resources``: ADS over gRPC to Pilot, API v3, state of the world (``GRPC``) or
   incremental (``DELTA_GRPC``), the node sent on the first message only; CDS and LDS come
   over ADS (EDS and RDS follow from what those name);
-- ``static_resources``: one cluster, ``xds-grpc``, to Pilot over HTTP/2 (``STATIC`` for an
-  IP address, ``STRICT_DNS`` for a name);
+- ``static_resources``: the cluster ``xds-grpc`` to Pilot over HTTP/2 (``STATIC`` for an
+  IP address, ``STRICT_DNS`` for a name), and with ``sds_socket`` the cluster ``sds-grpc``
+  to the agent's SDS server on that Unix socket (HTTP/2), which the TLS contexts Pilot
+  sends to a proxy with an identity name for secrets ``default`` and ``ROOTCA``;
 - ``admin`` on ``127.0.0.1:<admin_port>``, and a downstream connection limit so Envoy does
   not warn about having none.
 
@@ -27,6 +29,7 @@ from typing import Any
 from sidecar.node import WorkloadIdentity
 
 XDS_CLUSTER = "xds-grpc"
+SDS_CLUSTER = "sds-grpc"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _CONNECTIONS_MONITOR = (
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
@@ -44,8 +47,12 @@ def build_bootstrap(
     outbound_port: int | None,
     delta: bool = False,
     connect_timeout_s: float = 1.0,
+    sds_socket: Path | None = None,
 ) -> dict[str, Any]:
     """The bootstrap for ``identity`` (see the module docstring)."""
+    clusters = [_xds_cluster(pilot_host, pilot_port, connect_timeout_s)]
+    if sds_socket is not None:
+        clusters.append(_sds_cluster(sds_socket, connect_timeout_s))
     return {
         "node": {
             "id": identity.node_id(),
@@ -62,9 +69,7 @@ def build_bootstrap(
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {
-            "clusters": [_xds_cluster(pilot_host, pilot_port, connect_timeout_s)],
-        },
+        "static_resources": {"clusters": clusters},
         "admin": {"address": _socket_address("127.0.0.1", admin_port)},
         "overload_manager": {
             "resource_monitors": [
@@ -100,12 +105,7 @@ def _xds_cluster(host: str, port: int, connect_timeout_s: float) -> dict[str, An
                 {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
             ],
         },
-        "typed_extension_protocol_options": {
-            _HTTP_OPTIONS: {
-                "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        },
+        "typed_extension_protocol_options": _http2_options(),
         "upstream_connection_options": {"tcp_keepalive": {"keepalive_time": 300}},
         "circuit_breakers": {
             "thresholds": [
@@ -118,6 +118,29 @@ def _xds_cluster(host: str, port: int, connect_timeout_s: float) -> dict[str, An
                 for priority in ("DEFAULT", "HIGH")
             ]
         },
+    }
+
+
+def _sds_cluster(socket_path: Path, connect_timeout_s: float) -> dict[str, Any]:
+    endpoint = {"endpoint": {"address": {"pipe": {"path": str(socket_path)}}}}
+    return {
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": f"{connect_timeout_s:g}s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [endpoint]}],
+        },
+        "typed_extension_protocol_options": _http2_options(),
+    }
+
+
+def _http2_options() -> dict[str, Any]:
+    return {
+        _HTTP_OPTIONS: {
+            "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
     }
 
 

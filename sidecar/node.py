@@ -1,9 +1,11 @@
 """The workload a sidecar speaks for, and how it is written into Envoy's ``Node``.
 
 A :class:`WorkloadIdentity` (name, namespace, service account, labels, the inbound ports
-the sidecar owns) becomes the Envoy node id (Istio's form,
-``sidecar~127.0.0.1~catalog-v1.shop~shop.svc.cluster.local``) and the node metadata that
-Pilot reads. The metadata key names below are a wire contract with Pilot
+the sidecar owns, and whether it has a certificate for mutual TLS) becomes the Envoy node
+id (Istio's form, ``sidecar~127.0.0.1~catalog-v1.shop~shop.svc.cluster.local``) and the
+node metadata that Pilot reads (``SPLITMESH_TLS: "true"`` only for a proxy with an
+identity: Pilot then configures mutual TLS that relies on the agent's SDS cluster).
+The metadata key names below are a wire contract with Pilot
 (``services/pilot/core/model.py`` reads them): the sidecar must not import a service, so
 they are repeated here; change both sides together.
 
@@ -26,6 +28,7 @@ META_SERVICE_ACCOUNT = "SERVICE_ACCOUNT"
 META_LABELS = "LABELS"
 META_OUTBOUND_PORT = "SPLITMESH_OUTBOUND_PORT"
 META_INBOUND = "SPLITMESH_INBOUND"
+META_TLS = "SPLITMESH_TLS"
 
 ProxyType = Literal["sidecar", "router"]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -76,6 +79,7 @@ class WorkloadIdentity:
     inbound: tuple[InboundPort, ...] = ()
     proxy_type: ProxyType = "sidecar"
     ip: str = "127.0.0.1"
+    tls: bool = False  # the agent serves a workload certificate to Envoy over SDS
 
     def node_id(self) -> str:
         """Istio's node id: ``<type>~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local``."""
@@ -97,6 +101,8 @@ class WorkloadIdentity:
         }
         if outbound_port is not None:
             metadata[META_OUTBOUND_PORT] = outbound_port
+        if self.tls:
+            metadata[META_TLS] = "true"
         return metadata
 
 

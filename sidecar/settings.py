@@ -7,6 +7,14 @@ Environment variables are ``SPLITMESH_SIDECAR_<FIELD>``. List values are comma-s
 ``app_port``). Port 0 (outbound, admin) means "pick a free port at start".
 ``ports_file``, when set, receives ``{"admin": N, "outbound": M}`` once Envoy is live.
 ``run_dir`` holds the bootstrap and Envoy's log (a fresh temporary directory if unset).
+
+Mutual TLS: with ``citadel_address`` (``host:port`` of Citadel's CSR API) the agent gets
+the workload's certificate for ``spiffe://<trust_domain>/ns/<namespace>/sa/<service
+account>`` (``cert_validity_s`` asked for; 0 takes Citadel's default), proving who it
+is first with the launcher's single-use token read from ``citadel_token_file``, then
+with renewal tokens signed by its own certificate. It checks Citadel's roots every
+``cert_root_poll_s`` and retries a failed signing with a back-off capped at
+``cert_max_backoff_s``. Without ``citadel_address`` there is no identity and no mTLS.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar, Self
 
+from shared.contracts.ca.spiffe import SpiffeId
 from shared.settings import SettingsBase
 from sidecar.node import InboundPort, WorkloadIdentity, parse_address, parse_labels
 
@@ -53,6 +62,12 @@ class SidecarSettings(SettingsBase):
     log_level: str = "info"
     log_json: bool = True
     ports_file: Path | None = None
+    citadel_address: str | None = None  # host:port; None: no workload identity, no mTLS
+    citadel_token_file: Path | None = None  # the launcher's bootstrap token
+    cert_validity_s: int = 0  # 0: Citadel's default lifetime
+    trust_domain: str = "cluster.local"
+    cert_root_poll_s: float = 30.0
+    cert_max_backoff_s: float = 30.0
 
     def validate(self) -> Self:
         """Raise :class:`~shared.settings.SettingsError` naming the first bad setting."""
@@ -68,6 +83,7 @@ class SidecarSettings(SettingsBase):
             ("labels", lambda: parse_labels(self.labels)),
             ("inbound", self.inbound_ports),
             ("pilot_address", self.pilot),
+            ("citadel_address", self.citadel),
         ):
             try:
                 parse()
@@ -80,7 +96,24 @@ class SidecarSettings(SettingsBase):
             f"must be one of {_ENVOY_LOG_LEVELS}",
         )
         self.require(self.envoy_concurrency >= 1, "envoy_concurrency", "must be >= 1")
-        for positive in ("ready_timeout_s", "restart_backoff_s", "stop_grace_s"):
+        self.require(
+            self.citadel_address is None or self.citadel_token_file is not None,
+            "citadel_token_file",
+            "must be set when citadel_address is (the first certificate needs a token)",
+        )
+        if self.citadel_address is not None:
+            try:
+                self.spiffe_id()
+            except ValueError as exc:
+                self.require(False, "trust_domain", f"no SPIFFE identity: {exc}")
+        self.require(self.cert_validity_s >= 0, "cert_validity_s", "must be >= 0")
+        for positive in (
+            "ready_timeout_s",
+            "restart_backoff_s",
+            "stop_grace_s",
+            "cert_root_poll_s",
+            "cert_max_backoff_s",
+        ):
             self.require(getattr(self, positive) > 0, positive, "must be > 0")
         self.require(self.drain_time_s >= 0, "drain_time_s", "must be >= 0")
         self.require(
@@ -93,6 +126,14 @@ class SidecarSettings(SettingsBase):
     def pilot(self) -> tuple[str, int]:
         """Pilot's ``(host, port)`` from ``pilot_address``."""
         return parse_address(self.pilot_address)
+
+    def citadel(self) -> tuple[str, int] | None:
+        """Citadel's ``(host, port)``, or None without mutual TLS."""
+        return None if self.citadel_address is None else parse_address(self.citadel_address)
+
+    def spiffe_id(self) -> SpiffeId:
+        """The workload's SPIFFE identity (``ValueError`` if a part is not a valid name)."""
+        return SpiffeId(self.trust_domain, self.namespace, self.service_account)
 
     def inbound_ports(self) -> tuple[InboundPort, ...]:
         """The parsed ``inbound`` items."""
@@ -108,4 +149,5 @@ class SidecarSettings(SettingsBase):
             inbound=self.inbound_ports(),
             proxy_type="router" if self.proxy_type == "router" else "sidecar",
             ip=self.ip,
+            tls=self.citadel_address is not None,
         )

@@ -50,7 +50,7 @@ def up_command(
     delta: DeltaOption = False,
     timeout: TimeoutOption = 60.0,
 ) -> None:
-    """Start Galley, Pilot and the demo workloads (each app with its sidecar)."""
+    """Start Redis, Galley, Citadel, Mixer, Pilot and the workloads (each app with its sidecar)."""
     console = Console(log_path=False)
     try:
         if detach:
@@ -65,6 +65,9 @@ def up_command(
             run_dir=run_dir.resolve(),
             delta=delta,
             start_timeout_s=timeout,
+            citadel=True,
+            mixer=True,
+            redis=True,
         )
         console.print(f"logs in {options.run_dir / 'logs'}; Ctrl-C stops the mesh")
         run_foreground(options, console)

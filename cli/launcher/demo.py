@@ -5,17 +5,17 @@ outbound port, the Host header naming the destination) and prints what came back
 what the config says: the catalog canary split (observed versus configured weights, read
 from the VirtualService in the config directory), header routing (``x-user: tester``),
 fault injection (``x-user: chaos`` on ratings), retries hiding ratings' own failures, and
-one end-to-end storefront page. It needs the demo workloads of
-``examples/apps/workloads.yaml`` and raises :class:`DemoError` when they are not running.
-"""
+one end-to-end storefront page. When the mesh runs Mixer it goes on with Istio 1.4's
+policy and telemetry (:mod:`cli.launcher.demo_policy`: a denial, an AuthorizationPolicy
+denial, a quota, Mixer's live request metrics) and whether the sidecars spoke mTLS.
+It needs the demo workloads of ``examples/apps/workloads.yaml`` and raises
+:class:`DemoError` when they are not running."""
 
 from __future__ import annotations
 
 import json
 import statistics
-import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,43 +23,19 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from cli.launcher.demo_policy import show_metrics, show_mtls, show_policy
+from cli.launcher.demo_traffic import CATALOG, RATINGS, SOURCE, Reply, send
+from cli.launcher.mesh_config import find_mesh_config
 from cli.launcher.state import MeshState
 from shared.config import parse_yaml
 from shared.config.networking_virtualservice import VirtualServiceSpec
 
-SOURCE = "storefront-v1"
-CATALOG = "catalog.shop.svc.cluster.local"
-RATINGS = "ratings.shop.svc.cluster.local"
+RATINGS_PATH = "/ratings/1"  # what storefront asks ratings for (and its policy allows)
 _TIMEOUT_S = 10.0
 
 
 class DemoError(RuntimeError):
     """The demo workloads are not there to send traffic through."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One response: its status, the version that answered (if any) and how long it took."""
-
-    status: int
-    version: str | None
-    seconds: float
-
-
-def send(port: int, host: str, count: int, *, headers: dict[str, str] | None = None) -> list[Reply]:
-    """Send ``count`` GETs to ``host`` through the sidecar outbound listener on ``port``."""
-    replies = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=_TIMEOUT_S) as client:
-        for _ in range(count):
-            began = time.perf_counter()
-            response = client.get("/", headers={"host": host, **(headers or {})})
-            elapsed = time.perf_counter() - began
-            try:
-                version = response.json().get("version")
-            except ValueError:
-                version = None
-            replies.append(Reply(response.status_code, version, elapsed))
-    return replies
 
 
 def configured_split(config_dir: Path, host: str) -> dict[str, int]:
@@ -89,13 +65,13 @@ def run_demo(state: MeshState, console: Console, *, requests: int) -> None:
     console.print(
         f"\n[bold]Header routing[/]: 20 requests with x-user: tester went to {dict(testers)}"
     )
-    chaos = send(port, RATINGS, 20, headers={"x-user": "chaos"})
+    chaos = send(port, RATINGS, 20, headers={"x-user": "chaos"}, path=RATINGS_PATH)
     console.print(
         f"[bold]Fault injection[/]: 20 ratings requests with x-user: chaos got "
         f"{dict(Counter(r.status for r in chaos))} (half aborted with 503), "
         f"median {statistics.median(r.seconds for r in chaos) * 1000:.0f} ms (200 ms delay)"
     )
-    plain = Counter(r.status for r in send(port, RATINGS, 50))
+    plain = Counter(r.status for r in send(port, RATINGS, 50, path=RATINGS_PATH))
     console.print(
         f"[bold]Retries[/]: the ratings app fails 30 % of its requests; through the mesh "
         f"50 requests got {dict(plain)}"
@@ -107,6 +83,14 @@ def run_demo(state: MeshState, console: Console, *, requests: int) -> None:
             f"{json.dumps(page.json())}",
             highlight=False,
         )
+    mixer = state.component("mixer")
+    if mixer is not None:
+        show_policy(console, port)
+        flush = find_mesh_config(state.config_dir).spec.report_batch_max_time
+        show_metrics(console, mixer, flush_s=flush.total_seconds())
+    catalog = state.component("catalog-v1")
+    if catalog is not None and "admin" in catalog.ports:
+        show_mtls(console, catalog)
     console.print(
         "\nThe mesh keeps running: try `splitmesh status` or "
         f"`splitmesh proxy-config {SOURCE} routes`. Stop it with `make down` or "

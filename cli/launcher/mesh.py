@@ -1,246 +1,53 @@
-"""A local mesh as child processes: Galley, Pilot, then each workload's app and agent.
+"""A local mesh as child processes: Istio 1.4's split control plane, then the workloads.
 
-:meth:`Mesh.start` goes in order and gates each step on readiness: Galley (``/readyz``:
-it read the config directory), Pilot (``/ready``), every app (its port accepts), every
-agent (its ports file appears once its Envoy is live), and last every proxy ACKed its
-config (Pilot's ``/debug/syncz``). If a step fails, everything started is stopped and
-:class:`MeshStartError` quotes the failing process's log. :meth:`Mesh.stop` (idempotent)
-goes in reverse: all agents at once (each drains its Envoy), then the apps, Pilot, Galley.
+:meth:`Mesh.start` goes in order and gates each step on readiness: Redis (when
+``redis`` is on and ``redis-server`` is installed; it answers PING), Galley
+(``/readyz``: it read the config directory), Citadel (``/readyz``: its CA is loaded),
+Mixer (``/readyz``: it has Galley's config), Pilot (``/ready``), every app (its port
+accepts), every agent (its ports file appears once its Envoy is live), and last every
+proxy ACKed its config (Pilot's ``/debug/syncz``). Citadel and Mixer run only when
+:class:`~cli.launcher.mesh_options.MeshOptions` asks. If a step fails, everything
+started is stopped and :class:`MeshStartError` quotes the failing process's log.
+:meth:`Mesh.stop` (idempotent) goes in reverse: all agents at once (each drains its
+Envoy), the apps, Pilot, Mixer, Citadel, Galley, Redis.
 
-Galley and Pilot bind free ports at their first start and keep them, so one restarted
-with :meth:`ServiceRun.restart` comes back where the others expect it; a workload's ports
-(app, Envoy admin, outbound) are picked just before it starts. Every child gets the
-kernel's parent-death signal (:class:`shared.process.ServiceProcess`), so none outlives
-the process that owns the mesh. Logs go to ``<run_dir>/logs``. Not thread-safe: one owner,
-on the main thread (the parent-death signal follows the thread that spawned a child).
+Mixer listens where the config directory's MeshConfig says (``mixerCheckServer``; see
+:mod:`cli.launcher.mesh_config`), because that is where Pilot points every sidecar; a
+port already taken fails the start with a message naming the file. With Citadel, the
+launcher holds the token signing key (in ``<run_dir>/citadel``, with Citadel's root) and
+writes each agent a fresh single-use token (0600) just before the agent starts.
+Things the user should know (no Redis, a MeshConfig Mixer cannot serve) are in
+:attr:`Mesh.notes` and reported as the mesh starts.
+
+Galley, Pilot, Citadel and Mixer's HTTP side bind free ports at their first start and
+keep them; ports the launcher picks come from a :class:`~cli.launcher.ports.PortPicker`.
+Every child gets the kernel's parent-death signal, so none outlives the process that
+owns the mesh. Logs go to ``<run_dir>/logs``. Not thread-safe: one owner, on the main
+thread (the parent-death signal follows the thread that spawned a child).
 """
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import httpx
 
+from cli.launcher.mesh_config import find_mesh_config, mixer_placement
+from cli.launcher.mesh_options import MeshOptions
 from cli.launcher.pilot_view import ProxySync, fetch_sync
-from cli.launcher.state import ComponentState, MeshState
-from cli.launcher.workloads import Workload, WorkloadsFile
-from shared.process import ProcessStartError, ServiceProcess, python_module
-from sidecar.agent import free_port
-from sidecar.node import WorkloadIdentity
+from cli.launcher.ports import PortPicker, bindable
+from cli.launcher.service_run import POLL_S, MeshStartError, RedisRun, ServiceRun
+from cli.launcher.state import MeshState
+from cli.launcher.tokens import TokenMinter
+from cli.launcher.workload_run import CitadelAccess, WorkloadRun
 
-_POLL_S = 0.05
-_HTTP_TIMEOUT_S = 2.0
-_STOP_GRACE_S = 10.0
+__all__ = ["Mesh", "MeshOptions", "MeshStartError", "ServiceRun", "WorkloadRun"]
 
 Report = Callable[[str], None]
-
-
-class MeshStartError(RuntimeError):
-    """A component did not start; everything started before it was stopped."""
-
-
-@dataclass(frozen=True)
-class MeshOptions:
-    """What to run and where. ``env`` is added to every child's environment."""
-
-    config_dir: Path
-    workloads: WorkloadsFile
-    run_dir: Path
-    delta: bool = False
-    env: Mapping[str, str] = field(default_factory=dict)
-    start_timeout_s: float = 60.0
-    drain_time_s: float = 0.5
-
-
-class ServiceRun:
-    """Galley or Pilot as a child process; it keeps the ports it first bound."""
-
-    def __init__(
-        self,
-        kind: Literal["galley", "pilot"],
-        *,
-        port_names: tuple[str, ...],
-        env: Mapping[str, str],
-        ready_path: str,
-        logs: Path,
-    ) -> None:
-        self.kind = kind
-        self.ports = dict.fromkeys(port_names, 0)  # 0: the service binds free ports
-        self.env = dict(env)  # the owner may add to it before start()
-        self._ready_path = ready_path
-        self._log = logs / f"{kind}.log"
-        self._ports_file = logs / f"{kind}.ports.json"
-        self._process: ServiceProcess | None = None
-
-    @property
-    def pid(self) -> int | None:
-        """The pid while running."""
-        return self._process.pid if self._process is not None and self.running else None
-
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self._process is not None and self._process.running()
-
-    def url(self, path: str) -> str:
-        """A URL on the service's HTTP port."""
-        return f"http://127.0.0.1:{self.ports['http']}{path}"
-
-    def start(self, timeout_s: float) -> None:
-        """Start and wait until the ports file appears and the ready path answers 200."""
-        prefix = f"SPLITMESH_{self.kind.upper()}_"
-        env = {
-            **self.env,
-            **{f"{prefix}{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
-            f"{prefix}PORTS_FILE": str(self._ports_file),
-            f"{prefix}LOG_JSON": "false",
-        }
-        process = ServiceProcess(
-            python_module(f"services.{self.kind}"),
-            log_path=self._log,
-            env=env,
-            ports_file=self._ports_file,
-        )
-        self._process = process
-        process.start()
-        deadline = time.monotonic() + timeout_s
-        try:
-            bound = process.wait_ready(timeout_s)
-        except ProcessStartError as exc:
-            raise MeshStartError(f"{self.kind}: {exc}") from exc
-        self.ports = {name: bound[name] for name in self.ports}
-        _wait(lambda: _http_ok(self.url(self._ready_path)), deadline, self.kind, process)
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after a grace period; the exit code. Idempotent."""
-        process, self._process = self._process, None
-        return None if process is None else process.stop(_STOP_GRACE_S)
-
-    def restart(self, timeout_s: float) -> None:
-        """Stop and start again on the same ports."""
-        self.stop()
-        self.start(timeout_s)
-
-    def state(self) -> ComponentState:
-        """This service in ``state.json``."""
-        return ComponentState(
-            name=self.kind, kind=self.kind, pid=self.pid, ports=self.ports, log=self._log
-        )
-
-
-class WorkloadRun:
-    """One workload: its app (when it has one) and its agent, which runs its Envoy."""
-
-    def __init__(self, workload: Workload, *, options: MeshOptions) -> None:
-        self.workload = workload
-        self.identity = WorkloadIdentity(
-            name=workload.name, namespace=workload.namespace, proxy_type=workload.type
-        )
-        self.ports = {} if workload.port is None else {"inbound": workload.port}
-        self._options = options
-        self._directory = options.run_dir / "sidecars" / workload.name
-        self._app_log = options.run_dir / "logs" / f"{workload.name}.app.log"
-        self._agent_log = options.run_dir / "logs" / f"{workload.name}.agent.log"
-        self._ports_file = self._directory / "ports.json"
-        self.app: ServiceProcess | None = None
-        self.agent: ServiceProcess | None = None
-
-    def _pick_ports(self) -> None:
-        """Free ports for the app, Envoy's admin and outbound listener, picked late (once)."""
-        if "admin" in self.ports:
-            return
-        self.ports["admin"] = free_port()
-        if self.workload.has_app:
-            self.ports["app"] = free_port()
-        if self.workload.type == "sidecar":
-            self.ports["outbound"] = free_port()
-
-    @property
-    def node_id(self) -> str:
-        """The Envoy node id Pilot sees."""
-        return self.identity.node_id()
-
-    def start_app(self) -> None:
-        """Spawn the app (returns at once; see :meth:`wait_app`)."""
-        if not self.workload.has_app:
-            return
-        self._pick_ports()
-        argv = self.workload.app_argv(
-            app_port=self.ports["app"], outbound_port=self.ports.get("outbound")
-        )
-        self.app = ServiceProcess(argv, log_path=self._app_log, cwd=self._options.workloads.workdir)
-        self.app.start()
-
-    def wait_app(self, deadline: float) -> None:
-        """Wait until the app accepts connections on its port."""
-        if self.app is not None:
-            port = self.ports["app"]
-            _wait(lambda: _accepts(port), deadline, f"{self.workload.name} app", self.app)
-
-    def start_agent(self, pilot_grpc_port: int) -> None:
-        """Spawn the agent (returns at once; see :meth:`wait_agent`)."""
-        self._pick_ports()
-        self.agent = ServiceProcess(
-            python_module("sidecar"),
-            log_path=self._agent_log,
-            env={**self._options.env, **self._agent_env(pilot_grpc_port)},
-            ports_file=self._ports_file,
-        )
-        self.agent.start()
-
-    def wait_agent(self, deadline: float) -> None:
-        """Wait until the agent's Envoy is live (the agent writes its ports file then)."""
-        assert self.agent is not None
-        try:
-            self.agent.wait_ready(max(0.0, deadline - time.monotonic()))
-        except ProcessStartError as exc:
-            raise MeshStartError(f"{self.workload.name} sidecar: {exc}") from exc
-
-    def stop(self) -> None:
-        """Stop the agent (draining Envoy), then the app. Idempotent."""
-        for process in (self.agent, self.app):
-            if process is not None:
-                process.stop(_STOP_GRACE_S)
-
-    def state(self) -> ComponentState:
-        """This workload in ``state.json``."""
-        return ComponentState(
-            name=self.workload.name,
-            kind="workload",
-            pid=self.agent.pid if self.agent is not None and self.agent.running() else None,
-            ports=self.ports,
-            log=self._agent_log,
-            node_id=self.node_id,
-            app_pid=self.app.pid if self.app is not None and self.app.running() else None,
-            app_log=self._app_log if self.workload.has_app else None,
-        )
-
-    def _agent_env(self, pilot: int) -> dict[str, str]:
-        workload, options = self.workload, self._options
-        env = {
-            "WORKLOAD_NAME": workload.name,
-            "NAMESPACE": workload.namespace,
-            "SERVICE_ACCOUNT": workload.service_account,
-            "LABELS": ",".join(f"{key}={value}" for key, value in workload.labels.items()),
-            "PROXY_TYPE": workload.type,
-            "PILOT_ADDRESS": f"127.0.0.1:{pilot}",
-            "DELTA_XDS": str(options.delta).lower(),
-            "ADMIN_PORT": str(self.ports["admin"]),
-            "OUTBOUND_PORT": str(self.ports.get("outbound", 0)),
-            "RUN_DIR": str(self._directory),
-            "PORTS_FILE": str(self._ports_file),
-            "DRAIN_TIME_S": str(options.drain_time_s),
-            "LOG_JSON": "false",
-        }
-        if workload.service is not None and "app" in self.ports:
-            env["INBOUND"] = f"{workload.port}:{self.ports['app']}:{workload.service}"
-        return {f"SPLITMESH_SIDECAR_{key}": value for key, value in env.items()}
 
 
 class Mesh:
@@ -250,9 +57,28 @@ class Mesh:
         self.options = options
         self._report = report or (lambda _message: None)
         logs = options.run_dir / "logs"
+        self._mesh_config = find_mesh_config(options.config_dir)
+        self.notes: list[str] = []
+        mixer_port = 0
+        if options.mixer:
+            placement = mixer_placement(self._mesh_config)
+            mixer_port = placement.grpc_port
+            self.notes += placement.notes
+        endpoint_ports = {w.port for w in options.workloads.workloads if w.port is not None}
+        self.picker = PortPicker(reserved=frozenset((endpoint_ports | {mixer_port}) - {0}))
+        self.redis: RedisRun | None = None
+        if options.mixer and options.redis:
+            binary = RedisRun.find()
+            if binary is None:
+                self.notes.append(
+                    "redis-server is not installed: Mixer runs without Redis "
+                    "(memquota works; redisquota handlers cannot reach their Redis)"
+                )
+            else:
+                self.redis = RedisRun(binary, picker=self.picker, logs=logs)
         self.galley = ServiceRun(
             "galley",
-            port_names=("mcp", "http"),
+            ports={"mcp": 0, "http": 0},
             env={
                 **options.env,
                 "SPLITMESH_GALLEY_CONFIG_DIR": str(options.config_dir),
@@ -261,26 +87,55 @@ class Mesh:
             ready_path="/readyz",
             logs=logs,
         )
+        self.citadel: ServiceRun | None = None
+        self._minter: TokenMinter | None = None
+        if options.citadel:
+            self.citadel = ServiceRun(
+                "citadel",
+                ports={"grpc": 0, "http": 0},
+                env={
+                    **options.env,
+                    "SPLITMESH_CITADEL_STATE_DIR": str(self.citadel_state_dir),
+                    "SPLITMESH_CITADEL_TRUST_DOMAIN": self.trust_domain,
+                },
+                ready_path="/readyz",
+                logs=logs,
+            )
+        self.mixer: ServiceRun | None = None
+        if options.mixer:
+            self.mixer = ServiceRun(
+                "mixer",
+                ports={"grpc": mixer_port, "http": 0},
+                env=options.env,
+                ready_path="/readyz",
+                logs=logs,
+            )
         self.pilot = ServiceRun(
-            "pilot", port_names=("grpc", "http"), env=options.env, ready_path="/ready", logs=logs
+            "pilot", ports={"grpc": 0, "http": 0}, env=options.env, ready_path="/ready", logs=logs
         )
         self.workloads = {
-            workload.name: WorkloadRun(workload, options=options)
+            workload.name: WorkloadRun(workload, options=options, picker=self.picker)
             for workload in options.workloads.workloads
         }
         self._stopped = False
+
+    @property
+    def citadel_state_dir(self) -> Path:
+        """Citadel's root and the launcher's token signing key live here."""
+        return self.options.run_dir / "citadel"
+
+    @property
+    def trust_domain(self) -> str:
+        """The MeshConfig's ``trustDomain``: Citadel's, and every workload identity's."""
+        return self._mesh_config.spec.trust_domain
 
     def start(self) -> None:
         """Start everything in order, gated on readiness; roll back and raise on failure."""
         timeout = self.options.start_timeout_s
         try:
-            self._report("starting Galley")
-            self.galley.start(timeout)
-            self.pilot.env["SPLITMESH_PILOT_GALLEY_ADDRESS"] = (
-                f"127.0.0.1:{self.galley.ports['mcp']}"
-            )
-            self._report("starting Pilot")
-            self.pilot.start(timeout)
+            for note in self.notes:
+                self._report(note)
+            self._start_control_plane(timeout)
             self._report(f"starting {len(self.workloads)} apps")
             for run in self.workloads.values():
                 run.start_app()
@@ -288,8 +143,9 @@ class Mesh:
             for run in self.workloads.values():
                 run.wait_app(deadline)
             self._report(f"starting {len(self.workloads)} sidecars")
+            citadel = self._write_tokens()
             for run in self.workloads.values():
-                run.start_agent(self.pilot.ports["grpc"])
+                run.start_agent(self.pilot.ports["grpc"], citadel)
             deadline = time.monotonic() + timeout
             for run in self.workloads.values():
                 run.wait_agent(deadline)
@@ -298,6 +154,53 @@ class Mesh:
         except BaseException:
             self.stop()
             raise
+
+    def _start_control_plane(self, timeout: float) -> None:
+        mixer_port = 0 if self.mixer is None else self.mixer.ports["grpc"]
+        if mixer_port and not bindable(mixer_port):  # say so before starting anything
+            raise MeshStartError(
+                f"Mixer's port {mixer_port} (mixerCheckServer in {self._mesh_config.source}) "
+                "is in use: stop what listens there or name another port in the MeshConfig"
+            )
+        if self.redis is not None:
+            self._report("starting Redis")
+            self.redis.start(timeout)
+        self._report("starting Galley")
+        self.galley.start(timeout)
+        galley = f"127.0.0.1:{self.galley.ports['mcp']}"
+        if self.citadel is not None:
+            self._report("starting Citadel")
+            # The signing key must exist before Citadel starts: it verifies with its half.
+            self._minter = TokenMinter(self.citadel_state_dir, trust_domain=self.trust_domain)
+            self.citadel.start(timeout)
+        if self.mixer is not None:
+            self._start_mixer(galley, timeout)
+        self.pilot.env["SPLITMESH_PILOT_GALLEY_ADDRESS"] = galley
+        self._report("starting Pilot")
+        self.pilot.start(timeout)
+
+    def _start_mixer(self, galley: str, timeout: float) -> None:
+        assert self.mixer is not None
+        port = self.mixer.ports["grpc"]
+        self.mixer.env["SPLITMESH_MIXER_GALLEY_ADDRESS"] = galley
+        if self.redis is not None:
+            self.mixer.env["SPLITMESH_MIXER_REDIS_URL"] = self.redis.url
+        self._report("starting Mixer" + (f" on port {port}" if port else ""))
+        self.mixer.start(timeout)
+
+    def _write_tokens(self) -> CitadelAccess | None:
+        """With Citadel, a fresh token per workload, and where the agents find Citadel."""
+        if self.citadel is None or self._minter is None:
+            return None
+        for run in self.workloads.values():
+            self._minter.write(
+                run.token_file,
+                namespace=run.workload.namespace,
+                service_account=run.workload.service_account,
+            )
+        return CitadelAccess(
+            address=f"127.0.0.1:{self.citadel.ports['grpc']}", trust_domain=self.trust_domain
+        )
 
     def wait_in_sync(self, timeout_s: float) -> None:
         """Wait until Pilot reports every workload's proxy connected and in sync."""
@@ -316,7 +219,7 @@ class Mesh:
             if time.monotonic() > deadline:
                 details = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
                 raise MeshStartError(f"proxies not in sync after {timeout_s}s: {details}")
-            time.sleep(_POLL_S)
+            time.sleep(POLL_S)
 
     def stop(self) -> None:
         """Stop everything in reverse order. Idempotent."""
@@ -328,11 +231,13 @@ class Mesh:
         if runs:
             with ThreadPoolExecutor(max_workers=len(runs)) as pool:
                 list(pool.map(WorkloadRun.stop, runs))
-        self.pilot.stop()
-        self.galley.stop()
+        for service in (self.pilot, self.mixer, self.citadel, self.galley, self.redis):
+            if service is not None:
+                service.stop()
 
     def state(self, status: Literal["starting", "running"], launcher_pid: int) -> MeshState:
         """The mesh as ``state.json`` records it."""
+        services = (self.redis, self.galley, self.citadel, self.mixer, self.pilot)
         return MeshState(
             launcher_pid=launcher_pid,
             status=status,
@@ -340,10 +245,10 @@ class Mesh:
             config_dir=self.options.config_dir.resolve(),
             delta=self.options.delta,
             components=(
-                self.galley.state(),
-                self.pilot.state(),
+                *(service.state() for service in services if service is not None),
                 *(run.state() for run in self.workloads.values()),
             ),
+            notes=tuple(self.notes),
         )
 
 
@@ -353,27 +258,3 @@ def _sync_problem(proxy: ProxySync | None) -> str | None:
     if proxy.in_sync:
         return None
     return proxy.last_nack or f"has not ACKed version {proxy.version}"
-
-
-def _wait(ready: Callable[[], bool], deadline: float, what: str, process: ServiceProcess) -> None:
-    while not ready():
-        if not process.running():
-            raise MeshStartError(f"{what} exited: {process.log_tail()}")
-        if time.monotonic() > deadline:
-            raise MeshStartError(f"{what} not ready in time: {process.log_tail()}")
-        time.sleep(_POLL_S)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=_HTTP_TIMEOUT_S).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=_HTTP_TIMEOUT_S):
-            return True
-    except OSError:
-        return False

@@ -28,7 +28,7 @@ class ComponentState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: Literal["galley", "pilot", "workload"]
+    kind: Literal["redis", "galley", "citadel", "mixer", "pilot", "workload"]
     pid: int | None
     ports: dict[str, int]
     log: Path
@@ -48,6 +48,7 @@ class MeshState(BaseModel):
     config_dir: Path
     delta: bool
     components: tuple[ComponentState, ...] = ()
+    notes: tuple[str, ...] = ()  # what the user should know about this mesh
 
     def component(self, name: str) -> ComponentState | None:
         """The component called ``name``, if any."""

@@ -66,6 +66,8 @@ def _components(state: MeshState) -> Table:
             " ".join(f"{name}={port}" for name, port in sorted(component.ports.items())),
             str(component.log),
         )
+    if state.notes:
+        table.caption = "\n".join(f"note: {note}" for note in state.notes)
     return table
 
 

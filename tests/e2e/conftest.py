@@ -25,8 +25,8 @@ import pytest
 from cli.launcher.demo import Reply, send
 from cli.launcher.mesh import Mesh, MeshOptions
 from cli.launcher.pilot_view import ProxySync, fetch_sync
+from cli.launcher.ports import PortPicker
 from cli.launcher.workloads import Workload, WorkloadsFile
-from sidecar.agent import free_port
 from tests.integration.sidecar.procfs import alive, children
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,17 +123,24 @@ spec:
 """
 
 
-def services_config(ports: Mapping[str, int]) -> str:
-    """ServiceEntries for storefront, catalog (v1-v3) and ratings on ``ports`` by workload."""
+def services_config(ports: Mapping[str, int], *, sidecar_tls: bool = False) -> str:
+    """ServiceEntries for storefront, catalog (v1-v3) and ratings on ``ports`` by workload.
+
+    ``sidecar_tls`` labels every endpoint ``security.istio.io/tlsMode: istio`` (with its
+    service account): with auto mTLS, clients then talk mutual TLS to it.
+    """
     entries = []
     for service, workloads in (
         ("storefront", ["storefront-v1"]),
         ("catalog", ["catalog-v1", "catalog-v2", "catalog-v3"]),
         ("ratings", ["ratings-v1"]),
     ):
+        tls = ", security.istio.io/tlsMode: istio" if sidecar_tls else ""
+        account = f"      serviceAccount: {service}\n" if sidecar_tls else ""
         endpoints = "".join(
             f"    - address: 127.0.0.1\n      ports: {{http: {ports[name]}}}\n"
-            f"      labels: {{app: {service}, version: {name.rsplit('-', 1)[1]}}}\n"
+            f"      labels: {{app: {service}, version: {name.rsplit('-', 1)[1]}{tls}}}\n"
+            f"{account}"
             for name in workloads
         )
         entries.append(
@@ -173,11 +180,12 @@ def shop_workloads(ports: Mapping[str, int]) -> WorkloadsFile:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
+    """``count`` distinct free ports below the ephemeral range.
+
+    They go into config before anything binds them, so they must not be ports that a
+    ``bind(0)`` elsewhere (a service picking its own port) could take in the meantime.
+    """
+    return sorted(PortPicker().pick_many(count))
 
 
 @dataclass

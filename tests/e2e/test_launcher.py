@@ -1,12 +1,17 @@
 """The launcher's commands as a user runs them: up, status, proxy-config, demo, down.
 
-A detached mesh of the demo shop (on this test's config and free ports) is brought up with
-``up --detach``, inspected, driven by ``demo`` and stopped with ``down``; a foreground
-``up`` is stopped with Ctrl-C. Afterwards no process of the mesh may be left.
+A detached mesh of the demo shop (on this test's config and free ports, with the demo's
+Mixer rules from ``examples/mesh`` and a MeshConfig naming Mixer on a free port) is
+brought up with ``up --detach`` — Redis, Galley, Citadel, Mixer, Pilot, the workloads —,
+inspected, driven by ``demo`` (routing, then Mixer's denial, quota and metrics) and
+stopped with ``down``; a foreground ``up`` is stopped with Ctrl-C. Afterwards no process
+of the mesh may be left, Redis and Envoy included.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +22,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.launcher.ports import PortPicker
 from cli.launcher.state import read_state
 from cli.main import app
 from tests.e2e.conftest import (
+    CATALOG,
     REPO,
     catalog_config,
     free_ports,
@@ -34,14 +41,20 @@ WAIT_S = 60.0
 
 
 def shop_files(root: Path, names: list[str]) -> tuple[Path, Path]:
-    """A config directory and a launcher file for the shop workloads ``names``."""
+    """A config directory and a launcher file for the shop workloads ``names``.
+
+    Every endpoint is marked as running a sidecar, so with auto mTLS (the MeshConfig's
+    default here) sidecars talk mutual TLS with certificates from the launcher's Citadel.
+    """
     config = root / "config"
     config.mkdir()
     every = ["storefront-v1", "catalog-v1", "catalog-v2", "catalog-v3", "ratings-v1"]
     ports = dict(zip(every, free_ports(len(every)), strict=True))
-    (config / "services.yaml").write_text(services_config(ports))
+    (config / "services.yaml").write_text(services_config(ports, sidecar_tls=True))
     (config / "catalog.yaml").write_text(catalog_config())
     (config / "ratings.yaml").write_text(ratings_config())
+    (config / "mesh.yaml").write_text(mesh_config(PortPicker(reserved=frozenset(ports.values()))))
+    shutil.copy(REPO / "examples" / "mesh" / "mixer.yaml", config / "mixer.yaml")
     workloads = shop_workloads({name: ports[name] for name in names})
     document = {
         "workdir": str(REPO),
@@ -52,6 +65,22 @@ def shop_files(root: Path, names: list[str]) -> tuple[Path, Path]:
     launcher_file = root / "workloads.yaml"
     launcher_file.write_text(yaml.safe_dump(document))
     return config, launcher_file
+
+
+def mesh_config(picker: PortPicker) -> str:
+    """Mixer mode on, with Mixer on a port nobody else picks."""
+    port = picker.pick()
+    return f"""\
+apiVersion: mesh.istio.io/v1alpha1
+kind: MeshConfig
+metadata: {{name: mesh, namespace: istio-system}}
+spec:
+  enableAutoMtls: true
+  disablePolicyChecks: false
+  mixerCheckServer: 127.0.0.1:{port}
+  mixerReportServer: 127.0.0.1:{port}
+  reportBatchMaxTime: 100ms
+"""
 
 
 def test_detached_mesh_is_inspected_driven_and_stopped(tmp_path: Path) -> None:
@@ -74,7 +103,7 @@ def test_detached_mesh_is_inspected_driven_and_stopped(tmp_path: Path) -> None:
     try:
         status = runner.invoke(app, ["status", *where])
         assert status.exit_code == 0, status.output
-        for name in names:
+        for name in ["redis", "galley", "citadel", "mixer", "pilot", *names]:
             assert name in status.output
         assert "yes" in status.output  # connected and in sync
 
@@ -90,10 +119,20 @@ def test_detached_mesh_is_inspected_driven_and_stopped(tmp_path: Path) -> None:
         assert missing.exit_code == 1
         assert "catalog-v1" in missing.output
 
-        demo = runner.invoke(app, ["demo", "--requests", "200", *where])
+        demo = runner.invoke(app, ["demo", "--requests", "200", *where], env={"COLUMNS": "250"})
         assert demo.exit_code == 0, demo.output
+        lines = demo.output.splitlines()
         assert "Canary split" in demo.output
         assert "70 %" in demo.output
+        denial = _line(lines, "Policy check (Mixer)")
+        assert "x-blocked: true got 403" in denial and "blocked by policy" in denial
+        quota = _line(lines, "Quota (Mixer memquota)")
+        assert "5 allowed, then 429" in quota, quota
+        assert "Live metrics: istio_requests_total" in demo.output
+        assert re.search(rf"{CATALOG}\s+│\s+429\s+│\s+3\s", demo.output), demo.output
+        assert re.search(rf"{CATALOG}\s+│\s+403\s+│\s+1\s", demo.output), demo.output
+        mtls = _line(lines, "Mutual TLS")
+        assert re.search(r"completed [1-9]\d* TLS handshakes", mtls), mtls
         assert "splitmesh down" in demo.output
     finally:
         down = runner.invoke(app, ["down", *where])
@@ -131,6 +170,12 @@ def test_foreground_mesh_stops_on_ctrl_c_without_orphans(tmp_path: Path) -> None
     assert "stopping" in output
     assert [pid for pid in pids if alive(pid)] == []
     assert read_state(run_dir) is None
+
+
+def _line(lines: list[str], start: str) -> str:
+    found = [line for line in lines if line.startswith(start)]
+    assert found, f"no line starting {start!r} in:\n" + "\n".join(lines)
+    return found[0]
 
 
 def _log(run_dir: Path) -> str:

@@ -5,9 +5,12 @@ file) it keeps the objects it serves from it and the issues of its latest read:
 
 - Every object a source reports is also run through
   :func:`~services.galley.core.validation.validate`; an object with an error issue is
-  rejected. If the same object (collection and ``namespace/name``) was served from that
-  source before, its LAST GOOD version keeps being served. Objects missing from a read
-  that produced objects or object-level issues are withdrawn.
+  rejected. An object equal to the one the source served before (same content, file and
+  line: a re-read of an unchanged part of an edited file) keeps its verdict and version
+  without being validated and hashed again. If the same object (collection and
+  ``namespace/name``) was served from that source before, its LAST GOOD version keeps
+  being served. Objects missing from a read that produced objects or object-level issues
+  are withdrawn.
 - A file-level error (error issues, no resources, no issue naming an object: bad YAML,
   unreadable, too large) keeps everything the source served before.
 - The same object from two sources: the source whose name sorts first wins; the other
@@ -87,9 +90,11 @@ class _Entry:
     resource: Resource
     version: str
     mcp: McpResource
+    warnings: tuple[ConfigIssue, ...]
+    """What validation said about ``resource`` (an entry is only made when it had no error)."""
 
     @classmethod
-    def of(cls, resource: Resource) -> _Entry:
+    def of(cls, resource: Resource, warnings: Iterable[ConfigIssue]) -> _Entry:
         version = resource.content_version()
         meta = resource.metadata
         mcp = McpResource(
@@ -99,7 +104,7 @@ class _Entry:
             labels=meta.labels,
             annotations=meta.annotations,
         )
-        return cls(resource, version, mcp)
+        return cls(resource, version, mcp, tuple(warnings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,14 +218,21 @@ class ConfigStore:
         rejected = {key for key in map(_issue_key, issues) if key is not None}
         for resource in resources:
             key = (resource.collection, resource.metadata.full_name)
-            problems = validate(resource)
+            unchanged = old_entries.get(key)
+            if unchanged is not None and unchanged.resource == resource:
+                # Re-read but equal (same content, file and line): validation is a pure
+                # function of the resource, so its verdict and version still hold.
+                problems: list[ConfigIssue] = list(unchanged.warnings)
+            else:
+                unchanged = None
+                problems = validate(resource)
             found.extend(problems)
             if has_errors(problems):
                 rejected.add(key)
             elif key in entries:
                 found.append(_duplicate_issue(resource, source, entries[key].resource, source))
             else:
-                entries[key] = _Entry.of(resource)
+                entries[key] = unchanged or _Entry.of(resource, problems)
         for key in sorted(rejected - entries.keys()):
             kept = old_entries.get(key)
             if kept is not None:

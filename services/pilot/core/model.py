@@ -24,6 +24,7 @@ META_SERVICE_ACCOUNT = "SERVICE_ACCOUNT"
 META_LABELS = "LABELS"
 META_OUTBOUND_PORT = "SPLITMESH_OUTBOUND_PORT"
 META_INBOUND = "SPLITMESH_INBOUND"
+META_TLS = "SPLITMESH_TLS"  # "true": the agent serves a workload certificate over SDS
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -64,6 +65,7 @@ class Proxy:
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     outbound_port: int | None = None
     inbound: tuple[InboundPort, ...] = ()
+    tls: bool = False  # the agent serves SDS ``default``/``ROOTCA`` over cluster ``sds-grpc``
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,17 @@ def parse_proxy(node_id_text: str, metadata: Mapping[str, Any]) -> Proxy:
         labels=MappingProxyType(dict(labels)),
         outbound_port=_optional_port(metadata.get(META_OUTBOUND_PORT), META_OUTBOUND_PORT),
         inbound=_inbound_ports(metadata.get(META_INBOUND, [])),
+        tls=_flag(metadata.get(META_TLS, False), META_TLS),
     )
+
+
+def _flag(value: object, key: str) -> bool:
+    """A boolean from JSON-ish metadata: true/false or the strings "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidNodeError(f"node metadata {key} must be true or false, got {value!r}")
 
 
 def _optional_port(value: object, key: str) -> int | None:

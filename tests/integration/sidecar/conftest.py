@@ -6,8 +6,9 @@ Fixtures:
   :class:`~cli.launcher.mesh.Mesh` (with no workloads) on a config directory holding one
   ServiceEntry, ``echo.test.svc.cluster.local``, whose endpoint port is
   :attr:`ControlPlane.endpoint_port` (a free port).
-- ``start_agent(delta=False)``: starts ``python -m sidecar`` for workload ``echo`` serving
-  that endpoint, waits for its ports file (written once Envoy is live) and returns an
+- ``start_agent(delta=False, env=None)``: starts ``python -m sidecar`` for workload
+  ``echo`` serving that endpoint (``env`` adds to its environment), waits for its ports
+  file (written once Envoy is live) and returns an
   :class:`AgentProcess`. Agents still running at teardown are stopped.
 
 Processes are started from the test's thread (the parent-death signal follows it).
@@ -119,10 +120,10 @@ def start_agent(
     """Start agents for workload ``echo`` (see the module docstring)."""
     started: list[ServiceProcess] = []
 
-    def start(*, delta: bool = False) -> AgentProcess:
+    def start(*, delta: bool = False, env: dict[str, str] | None = None) -> AgentProcess:
         run_dir = tmp_path / f"agent-{len(started)}"
         ports_file = run_dir / "ports.json"
-        env = {
+        settings = {
             "SPLITMESH_SIDECAR_WORKLOAD_NAME": "echo",
             "SPLITMESH_SIDECAR_NAMESPACE": "test",
             "SPLITMESH_SIDECAR_LABELS": "app=echo",
@@ -134,11 +135,12 @@ def start_agent(
             "SPLITMESH_SIDECAR_DRAIN_TIME_S": "0.1",
             "SPLITMESH_SIDECAR_RESTART_BACKOFF_S": "0.05",
             "SPLITMESH_SIDECAR_ENVOY_CONCURRENCY": "1",
+            **(env or {}),
         }
         process = ServiceProcess(
             python_module("sidecar"),
             log_path=run_dir / "agent.log",
-            env={**os.environ, **env},
+            env={**os.environ, **settings},
             ports_file=ports_file,
         )
         started.append(process)

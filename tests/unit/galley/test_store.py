@@ -114,6 +114,27 @@ async def test_an_object_that_becomes_invalid_keeps_its_last_good_version(
     assert store.status().issues == ()
 
 
+async def test_a_re_read_keeps_the_warnings_of_unchanged_objects_and_checks_changed_ones(
+    store: ConfigStore, publisher: RecordingPublisher
+) -> None:
+    deprecated = "spec: {host: h.default.svc.cluster.local, trafficPolicy: "
+    deprecated += "{outlierDetection: {consecutiveErrors: 5}}}\n"
+    warned = dr("warned").replace("spec: {host: warned.default.svc.cluster.local}\n", deprecated)
+    feed(store, "a.yaml", warned + "---\n" + dr("other", "1"))
+    store.mark_synced()
+    (warning,) = store.status().issues
+    assert warning.name == "warned" and warning.path.endswith("consecutiveErrors")
+
+    feed(store, "a.yaml", warned + "---\n" + dr("other", "2"))  # only "other" changed
+    await eventually(lambda: publisher.served()["default/other"] == "2")
+    assert store.status().issues == (warning,)
+
+    feed(store, "a.yaml", warned + "---\n" + dr("other", "3", extra="bogus: true\n"))
+    await asyncio.sleep(0.3)
+    assert publisher.served()["default/other"] == "2"
+    assert [issue.name for issue in store.status().issues] == ["warned", "other"]
+
+
 async def test_an_invalid_new_object_is_not_served(
     store: ConfigStore, publisher: RecordingPublisher
 ) -> None:

@@ -4,7 +4,11 @@ Cases: the examples/ mesh seen by the catalog v1 and storefront sidecars and by 
 ingress gateway router; the kitchen-sink config (tests/golden/pilot/inputs) seen by a
 sidecar and a gateway of its ``lab`` namespace; and the examples/ mesh in Mixer mode
 (inputs/mixer-mode.yaml replaces its MeshConfig and adds quota and report rules) seen
-by the catalog v1 sidecar and the ingress gateway. Goldens are ``{name: message}`` JSON per
+by the catalog v1 sidecar and the ingress gateway; and a standalone mutual TLS mesh
+(inputs/mtls.yaml: PeerAuthentications, DestinationRule ``tls``, services with
+sidecar-labelled endpoints) seen by catalog v1 (four inbound
+ports: STRICT, DISABLE, PERMISSIVE and an UNSET port) and storefront sidecars that have
+a workload identity. Goldens are ``{name: message}`` JSON per
 resource type under tests/golden/pilot/<type>/<case>.json; regenerate with UPDATE_GOLDEN=1.
 """
 
@@ -52,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "pilot"
 KITCHEN_SINK = GOLDEN / "inputs" / "kitchen-sink.yaml"
 MIXER_MODE = GOLDEN / "inputs" / "mixer-mode.yaml"
+MTLS = GOLDEN / "inputs" / "mtls.yaml"
 TYPES = {
     "clusters": CLUSTER_TYPE,
     "endpoints": ENDPOINT_TYPE,
@@ -70,12 +75,15 @@ def _load(paths: list[Path]) -> list[Resource]:
 
 
 def _inputs(name: str) -> list[Path]:
-    """``examples``, ``kitchen-sink`` (examples plus it) or ``mixer`` (its own MeshConfig)."""
+    """``examples``, ``kitchen-sink`` (examples plus it), ``mixer`` (examples with its own
+    MeshConfig) or ``mtls`` (standalone)."""
     paths = sorted((ROOT / "examples" / "mesh").glob("*.yaml"))
     if name == "kitchen-sink":
         return [*paths, KITCHEN_SINK]
     if name == "mixer":
         return [*(path for path in paths if path.name != "meshconfig.yaml"), MIXER_MODE]
+    if name == "mtls":
+        return [MTLS]
     return paths
 
 
@@ -105,6 +113,16 @@ CATALOG_V1 = _sidecar(
     SPLITMESH_INBOUND=[_inbound(18081, "catalog.shop.svc.cluster.local")],
 )
 INGRESS = _router("ingressgateway", "istio-system", {"istio": "ingressgateway"})
+MTLS_CATALOG_V1 = _sidecar(
+    "catalog-v1",
+    "shop",
+    {"app": "catalog", "version": "v1"},
+    SPLITMESH_OUTBOUND_PORT=15101,
+    SPLITMESH_INBOUND=[
+        _inbound(port, "catalog.shop.svc.cluster.local") for port in (18081, 18181, 18281, 18381)
+    ],
+    SPLITMESH_TLS="true",
+)
 CASES: dict[str, tuple[str, Proxy]] = {
     "catalog-v1": ("examples", CATALOG_V1),
     "storefront": (
@@ -135,6 +153,18 @@ CASES: dict[str, tuple[str, Proxy]] = {
     "lab-gateway": ("kitchen-sink", _router("lab-gateway", "lab", {"app": "lab-gateway"})),
     "mixer-catalog-v1": ("mixer", CATALOG_V1),
     "mixer-router": ("mixer", INGRESS),
+    "mtls-catalog-v1": ("mtls", MTLS_CATALOG_V1),
+    "mtls-storefront": (
+        "mtls",
+        _sidecar(
+            "storefront",
+            "shop",
+            {"app": "storefront", "version": "v1"},
+            SPLITMESH_OUTBOUND_PORT=15100,
+            SPLITMESH_INBOUND=[_inbound(18080, "storefront.shop.svc.cluster.local")],
+            SPLITMESH_TLS="true",
+        ),
+    ),
 }
 
 
@@ -171,7 +201,7 @@ def test_generated_xds_matches_golden_file(
     assert rendered == expected, f"{path} differs (UPDATE_GOLDEN=1 regenerates):\n{diff}"
 
 
-@pytest.mark.parametrize("path", [KITCHEN_SINK, MIXER_MODE], ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", [KITCHEN_SINK, MIXER_MODE, MTLS], ids=lambda path: path.stem)
 def test_the_test_inputs_are_config_galley_accepts(path: Path) -> None:
     for resource in _load([path]):
         assert not has_errors(validate(resource)), resource.ref
@@ -180,7 +210,7 @@ def test_the_test_inputs_are_config_galley_accepts(path: Path) -> None:
 def test_examples_translate_without_problems_and_every_route_has_its_cluster(
     configs: dict[str, tuple[ProxyConfig, list[Problem]]],
 ) -> None:
-    for case in ("catalog-v1", "storefront", "router"):
+    for case in ("catalog-v1", "storefront", "router", "mtls-catalog-v1", "mtls-storefront"):
         config, problems = configs[case]
         assert problems == []
         assert missing_clusters(config) == frozenset()
@@ -227,6 +257,9 @@ def _bootstrap(config: ProxyConfig) -> bootstrap_pb2.Bootstrap:
     xds.typed_extension_protocol_options[
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
     ].CopyFrom(protos.pack(options))
+    sds = bootstrap.static_resources.clusters.add()
+    sds.CopyFrom(xds)
+    sds.name = sds.load_assignment.cluster_name = "sds-grpc"  # the agent's SDS (mTLS cases)
     bootstrap.static_resources.clusters.extend(config.of_type(CLUSTER_TYPE).values())
     routes = config.of_type(ROUTE_TYPE)
     for generated in config.of_type(LISTENER_TYPE).values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from google.protobuf import json_format, struct_pb2
 
 from services.pilot.core.model import InboundPort as PilotInboundPort
 from services.pilot.core.model import parse_proxy
-from sidecar.bootstrap import XDS_CLUSTER, build_bootstrap, write_bootstrap
+from sidecar.bootstrap import SDS_CLUSTER, XDS_CLUSTER, build_bootstrap, write_bootstrap
 from sidecar.node import InboundPort, WorkloadIdentity
 
 CATALOG = WorkloadIdentity(
@@ -99,6 +100,20 @@ def test_pilot_reads_the_identity_the_agent_writes() -> None:
         PilotInboundPort(18082, 28082, "catalog.shop.svc.cluster.local", "http", "HTTP"),
         PilotInboundPort(18090, 28090, "catalog.shop.svc.cluster.local", "grpc", "GRPC"),
     )
+
+
+def test_identity_adds_the_sds_cluster_and_tells_pilot() -> None:
+    with_tls = dataclasses.replace(CATALOG, tls=True)
+    parsed = as_proto(bootstrap(with_tls, sds_socket=Path("/run/agent/sds.sock")))
+    xds, sds = parsed.static_resources.clusters
+    assert (xds.name, sds.name) == (XDS_CLUSTER, SDS_CLUSTER)
+    address = sds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address
+    assert address.pipe.path == "/run/agent/sds.sock"
+    node = bootstrap(with_tls)["node"]
+    assert parse_proxy(node["id"], node["metadata"]).tls
+    plain = bootstrap()["node"]
+    assert "SPLITMESH_TLS" not in plain["metadata"]
+    assert not parse_proxy(plain["id"], plain["metadata"]).tls
 
 
 def test_gateway_proxy_is_a_router_without_an_outbound_port() -> None:

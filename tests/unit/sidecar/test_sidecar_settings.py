@@ -55,6 +55,8 @@ def test_environment_describes_the_workload() -> None:
             "SPLITMESH_SIDECAR_RESTART_BACKOFF_MAX_S",
         ),
         ("SPLITMESH_SIDECAR_DRAIN_TIME_S", "-1", "SPLITMESH_SIDECAR_DRAIN_TIME_S"),
+        ("SPLITMESH_SIDECAR_CITADEL_ADDRESS", "citadel", "SPLITMESH_SIDECAR_CITADEL_ADDRESS"),
+        ("SPLITMESH_SIDECAR_CERT_VALIDITY_S", "-5", "SPLITMESH_SIDECAR_CERT_VALIDITY_S"),
     ],
 )
 def test_bad_setting_is_named_with_its_variable(variable: str, value: str, named: str) -> None:
@@ -82,3 +84,42 @@ def test_settings_print_readably() -> None:
     text = str(SidecarSettings.from_env(BASE))
     assert "workload_name=catalog-v1" in text
     assert "pilot_address=127.0.0.1:15010" in text
+
+
+def test_citadel_settings_give_the_workload_a_spiffe_identity() -> None:
+    settings = SidecarSettings.from_env(
+        {
+            **BASE,
+            "SPLITMESH_SIDECAR_NAMESPACE": "shop",
+            "SPLITMESH_SIDECAR_SERVICE_ACCOUNT": "catalog",
+            "SPLITMESH_SIDECAR_CITADEL_ADDRESS": "127.0.0.1:8060",
+            "SPLITMESH_SIDECAR_CITADEL_TOKEN_FILE": "/run/catalog.token",
+            "SPLITMESH_SIDECAR_CERT_VALIDITY_S": "600",
+            "SPLITMESH_SIDECAR_TRUST_DOMAIN": "example.org",
+        }
+    )
+    assert settings.citadel() == ("127.0.0.1", 8060)
+    assert settings.citadel_token_file == Path("/run/catalog.token")
+    assert settings.cert_validity_s == 600
+    assert str(settings.spiffe_id()) == "spiffe://example.org/ns/shop/sa/catalog"
+    assert settings.identity().tls
+    plain = SidecarSettings.from_env(BASE)
+    assert plain.citadel() is None
+    assert not plain.identity().tls
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({}, "SPLITMESH_SIDECAR_CITADEL_TOKEN_FILE"),
+        (
+            {"SPLITMESH_SIDECAR_CITADEL_TOKEN_FILE": "t", "SPLITMESH_SIDECAR_TRUST_DOMAIN": "Bad!"},
+            "SPLITMESH_SIDECAR_TRUST_DOMAIN",
+        ),
+    ],
+)
+def test_citadel_needs_a_token_file_and_a_valid_identity(extra: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        SidecarSettings.from_env(
+            {**BASE, "SPLITMESH_SIDECAR_CITADEL_ADDRESS": "127.0.0.1:8060", **extra}
+        )

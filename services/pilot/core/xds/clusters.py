@@ -6,9 +6,9 @@ DestinationRule policy maps as Istio 1.4 maps it: load balancer (LEAST_CONN is E
 LEAST_REQUEST, consistent hash is RING_HASH; the hash key goes on the route), connection
 pool (circuit breaker thresholds, connect timeout, TCP keepalive, and
 ``HttpProtocolOptions`` for requests per connection, idle timeout and HTTP/2), outlier
-detection (``minHealthPercent`` is the healthy panic threshold). Client TLS fields wait
-for the Citadel issue and are not translated yet. Inbound clusters are STATIC, to the
-app on 127.0.0.1. Pure functions; the returned messages are new.
+detection (``minHealthPercent`` is the healthy panic threshold). Client TLS (``tls``) is added
+by :mod:`.tls` once the clusters are built. Inbound clusters are STATIC, to the app on
+127.0.0.1. Pure functions; the returned messages are new.
 """
 
 from __future__ import annotations

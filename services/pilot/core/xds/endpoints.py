@@ -2,7 +2,9 @@
 
 Endpoints are the service's registry endpoints whose labels match the cluster's subset
 selector, on the endpoint's own port for the service port's name (else the service
-port), grouped by locality (``region/zone/subzone``), with the entry's weight. STRICT_DNS
+port), grouped by locality (``region/zone/subzone``), with the entry's weight and, for
+an endpoint labelled ``security.istio.io/tlsMode: istio``, the auto-mTLS match metadata
+of :func:`~services.pilot.core.xds.tls.endpoint_metadata`. STRICT_DNS
 clusters reuse :func:`load_assignment` for their inline assignment; a DNS service without
 endpoints resolves its own hostname. Pure functions; the returned messages are new.
 """
@@ -18,6 +20,7 @@ from services.pilot.core.registry import Endpoint, ServicePort
 from services.pilot.core.xds import protos
 from services.pilot.core.xds.plan import PlannedCluster
 from services.pilot.core.xds.problems import Problems
+from services.pilot.core.xds.tls import endpoint_metadata
 
 
 def build_endpoints(
@@ -60,6 +63,9 @@ def locality_endpoints(
         )
         if endpoint.weight:
             lb_endpoint.load_balancing_weight.value = endpoint.weight
+        metadata = endpoint_metadata(endpoint.labels)
+        if metadata is not None:
+            lb_endpoint.metadata.CopyFrom(metadata)
         groups.setdefault(endpoint.locality or "", []).append(lb_endpoint)
     return [
         endpoint_components_pb2.LocalityLbEndpoints(

@@ -24,6 +24,10 @@ never mutated afterwards; treat them as read-only.
 Mixer mode (MeshConfig ``mixerCheckServer``/``mixerReportServer``) adds the Mixer
 clusters, filters, access logs and inbound route policy of :mod:`.mixer_filters`.
 
+Mutual TLS (:mod:`.tls`): for a proxy with a workload identity (``proxy.tls``), inbound
+listeners accept what PeerAuthentication allows (:mod:`.peer_authn`) and outbound
+clusters originate mutual TLS per DestinationRule ``tls`` or auto mTLS.
+
 Errors: nothing here raises on config Galley accepts. Each resource is translated under
 :meth:`Problems.guard`; one that fails is skipped and reported to ``report`` (default:
 logged) as an internal :class:`Problem`; known limitations are reported as non-internal
@@ -62,6 +66,7 @@ from services.pilot.core.xds.listeners import (
     outbound_listener,
 )
 from services.pilot.core.xds.mixer_filters import mixer_plan
+from services.pilot.core.xds.peer_authn import inbound_mtls
 from services.pilot.core.xds.plan import PlannedCluster, plan_outbound
 from services.pilot.core.xds.problems import Problem, Problems, ProblemSink
 from services.pilot.core.xds.routes import (
@@ -70,6 +75,7 @@ from services.pilot.core.xds.routes import (
     outbound_route_config,
 )
 from services.pilot.core.xds.scope import gateway_servers, proxy_scope, scope_key, shared_key
+from services.pilot.core.xds.tls import secure_clusters, secure_inbound
 
 __all__ = [
     "SharedCache",
@@ -113,6 +119,7 @@ def generate_shared(
     with problems.guard(f"route configuration {naming.OUTBOUND_HTTP}"):
         outbound_route = outbound_route_config(scope, context, problems)
     clusters = build_clusters(plan, snapshot.mesh, problems)
+    secure_clusters(clusters, plan, snapshot, proxy, problems)
     endpoints = build_endpoints(plan, problems)
     return SharedConfig(
         key=scope.key,
@@ -144,6 +151,7 @@ def generate(
     clusters: dict[str, Message] = {**shared.clusters, **mixer.clusters}
     listeners: dict[str, Message] = {}
     routes: dict[str, Message] = {}
+    peer_mtls = inbound_mtls(snapshot, proxy) if proxy.tls else None
     outbound = outbound_listener(proxy, mixer.outbound)
     if outbound is not None:
         listeners[outbound.name] = outbound
@@ -153,6 +161,8 @@ def generate(
             cluster = inbound_cluster(inbound, snapshot.mesh)
             clusters[cluster.name] = cluster
             listener = inbound_listener(proxy, inbound, mixer.inbound)
+            if peer_mtls is not None:
+                secure_inbound(listener, peer_mtls.at(inbound.port), snapshot.mesh)
             listeners[listener.name] = listener
             if inbound.protocol in HTTP_PROTOCOLS:
                 policy = mixer.inbound_route(proxy, inbound)

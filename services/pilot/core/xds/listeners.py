@@ -6,10 +6,10 @@ to a manager what a policy and telemetry mode needs (Mixer mode: ext_authz and r
 limit before the router, a gRPC access log, the caller's service cluster header).
 ``outbound_http`` binds the proxy's ``SPLITMESH_OUTBOUND_PORT``; ``inbound|<port>``
 binds each endpoint port the proxy serves (TCP ports get a TCP proxy to the inbound
-cluster); ``gateway_<port>`` binds each HTTP server port of the Gateways selecting a
-router. Listeners bind the proxy's IP (127.0.0.1
-in the local model). Gateway servers that terminate TLS or carry TCP wait for later
-issues and are reported. Pure functions; messages returned are new.
+cluster; :mod:`.tls` secures them per PeerAuthentication); ``gateway_<port>`` binds each
+HTTP server port of the Gateways selecting a router. Listeners bind the proxy's IP
+(127.0.0.1 in the local model). Gateway servers that terminate TLS or carry TCP wait for
+later issues and are reported. Pure functions; messages returned are new.
 """
 
 from __future__ import annotations

@@ -86,13 +86,16 @@ def select_sidecar(snapshot: MeshSnapshot, proxy: Proxy) -> Resource | None:
 def shared_key(snapshot: MeshSnapshot, proxy: Proxy) -> str:
     """Equal keys mean equal *shared* output: outbound clusters, endpoints, outbound routes.
 
-    It names the snapshot version, the proxy's namespace, the Sidecar applying to it, and
-    its labels when some VirtualService matches on source labels.
+    It names the snapshot version, the proxy's namespace, the Sidecar applying to it,
+    its labels when some VirtualService matches on source labels, and whether the proxy
+    has a workload identity (only then do clusters originate mutual TLS).
     """
     sidecar = select_sidecar(snapshot, proxy)
     parts = [snapshot.version, proxy.namespace, sidecar.metadata.full_name if sidecar else "-"]
     if snapshot.uses_source_matching:
         parts.append(_digest(sorted(proxy.labels.items())))
+    if proxy.tls:
+        parts.append("tls")
     return "|".join(parts)
 
 
@@ -102,10 +105,11 @@ def scope_key(snapshot: MeshSnapshot, proxy: Proxy) -> str:
     :func:`shared_key` plus what only this proxy's own resources depend on: its type, IP,
     outbound port and inbound ports, and a router's labels (they select its Gateways).
     With Mixer policy checks on, also its workload name and labels (inbound routes tell
-    Mixer the destination workload).
+    Mixer the destination workload); with a workload identity, its labels (they select
+    PeerAuthentications).
     """
     own = [proxy.type, proxy.ip, proxy.outbound_port, [astuple(port) for port in proxy.inbound]]
-    if proxy.type == "router":
+    if proxy.type == "router" or proxy.tls:
         own.append(sorted(proxy.labels.items()))
     elif mixer_mode(snapshot.mesh).check is not None:
         own += [proxy.workload_name, sorted(proxy.labels.items())]
