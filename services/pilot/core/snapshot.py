@@ -43,7 +43,12 @@ from services.pilot.core.registry import Endpoint, Service, fqdn, host_matches
 from services.pilot.core.xds.problems import Problem
 from shared.config import Resource
 from shared.config.mesh import MeshConfigSpec
-from shared.config.networking import DestinationRuleSpec, GatewaySpec, VirtualServiceSpec
+from shared.config.networking import (
+    DestinationRuleSpec,
+    GatewaySpec,
+    ServiceEntrySpec,
+    VirtualServiceSpec,
+)
 from shared.config.networking_destinationrule import Subset, TrafficPolicy
 
 MESH_GATEWAY = "mesh"
@@ -361,6 +366,11 @@ def _digests(
         if kind not in ("ServiceEntry", "MeshConfig")
         for resource in items
     )
+    config.extend(
+        (entry.metadata.full_name, list(entry.spec.subject_alt_names))
+        for entry in by_kind.get("ServiceEntry", ())
+        if isinstance(entry.spec, ServiceEntrySpec)
+    )
     endpoints: list[Any] = []
     for service in services:
         shape = {
@@ -371,6 +381,8 @@ def _digests(
             "location": service.location,
             "addresses": list(service.addresses),
             "exportTo": list(service.export_to),
+            # Clusters check peer SANs against these, so they are config, not endpoints.
+            "serviceAccounts": sorted({e.service_account or "" for e in service.endpoints}),
         }
         described = [_endpoint_shape(endpoint) for endpoint in service.endpoints]
         if service.uses_eds:

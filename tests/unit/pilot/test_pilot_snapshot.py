@@ -191,3 +191,33 @@ def test_gateway_references_and_export_rules() -> None:
     assert is_exported((".",), "a", "a", ("*",))
     assert is_exported(("b",), "a", "b", ("*",))
     assert not is_exported(("~",), "a", "a", ("*",))
+
+
+def test_identity_changes_are_full_changes_not_endpoint_only() -> None:
+    """Clusters verify peer SANs from subjectAltNames and endpoint service accounts."""
+    from services.pilot.core.registry import services_from_service_entries
+    from services.pilot.core.snapshot import MeshSnapshot
+    from shared.config import parse_yaml
+
+    def snapshot(sans: str, account: str) -> MeshSnapshot:
+        text = f"""
+apiVersion: networking.istio.io/v1alpha3
+kind: ServiceEntry
+metadata: {{name: catalog, namespace: shop}}
+spec:
+  hosts: [catalog.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 8080, name: http, protocol: HTTP}}]
+  subjectAltNames: {sans}
+  endpoints: [{{address: 127.0.0.1, serviceAccount: {account}}}]
+"""
+        resources = parse_yaml(text, "se.yaml").resources
+        return MeshSnapshot.build(resources, services_from_service_entries(resources), version="v")
+
+    base = snapshot("[]", "catalog")
+    assert snapshot("[]", "catalog").change_from(base) == "none"
+    assert snapshot('["spiffe://cluster.local/ns/shop/sa/x"]', "catalog").change_from(base) == (
+        "full"
+    )
+    assert snapshot("[]", "other").change_from(base) == "full"
