@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import procstat
 from bench.mixer_k6 import Load, k6_version, run_k6
+from bench.mixer_workload import check_policy
 from bench.pilot_mesh import (
     BenchMesh,
     Debounce,
@@ -58,39 +59,7 @@ RATE = 500
 CONNECTIONS = 16
 TARGET_ADDED_P90_MS = Target("<=", 2)
 TARGET_MIXER_CPU_S = Target("<=", 0.3)
-POLICY = """\
-apiVersion: config.istio.io/v1alpha2
-kind: handler
-metadata: {name: deny-blocked, namespace: bench}
-spec: {compiledAdapter: denier, params: {status: {code: 7, message: blocked}}}
----
-apiVersion: config.istio.io/v1alpha2
-kind: instance
-metadata: {name: denyrequest, namespace: bench}
-spec: {compiledTemplate: checknothing}
----
-apiVersion: config.istio.io/v1alpha2
-kind: rule
-metadata: {name: deny-blocked, namespace: bench}
-spec:
-  match: request.headers["x-blocked"] == "true"
-  actions: [{handler: deny-blocked, instances: [denyrequest]}]
----
-apiVersion: config.istio.io/v1alpha2
-kind: handler
-metadata: {name: users, namespace: istio-system}
-spec: {compiledAdapter: listchecker, params: {overrides: [mallory, eve], blacklist: true}}
----
-apiVersion: config.istio.io/v1alpha2
-kind: instance
-metadata: {name: user, namespace: istio-system}
-spec: {compiledTemplate: listentry, params: {value: 'request.headers["x-user"] | ""'}}
----
-apiVersion: config.istio.io/v1alpha2
-kind: rule
-metadata: {name: users, namespace: istio-system}
-spec: {actions: [{handler: users, instances: [user]}]}
-"""
+POLICY = check_policy("bench")
 _HANDLERS = {"deny-blocked.handler.bench", "users.handler.istio-system"}
 _WAIT_S = 60.0
 _PROBES = 5  # consecutive probes with the arm's answer before measuring

@@ -24,20 +24,20 @@ from shared.config import Resource, parse_yaml
 
 RATINGS = "ratings.shop.svc.cluster.local"
 QUOTA = "requestcount.instance.shop"
-POLICY_CONFIG = """
+_CHECK_POLICY = """
 apiVersion: config.istio.io/v1alpha2
 kind: handler
-metadata: {name: deny-blocked, namespace: shop}
+metadata: {name: deny-blocked, namespace: NAMESPACE}
 spec: {compiledAdapter: denier, params: {status: {code: 7, message: blocked}}}
 ---
 apiVersion: config.istio.io/v1alpha2
 kind: instance
-metadata: {name: denyrequest, namespace: shop}
+metadata: {name: denyrequest, namespace: NAMESPACE}
 spec: {compiledTemplate: checknothing}
 ---
 apiVersion: config.istio.io/v1alpha2
 kind: rule
-metadata: {name: deny-blocked, namespace: shop}
+metadata: {name: deny-blocked, namespace: NAMESPACE}
 spec:
   match: request.headers["x-blocked"] == "true"
   actions: [{handler: deny-blocked, instances: [denyrequest]}]
@@ -56,7 +56,18 @@ apiVersion: config.istio.io/v1alpha2
 kind: rule
 metadata: {name: users, namespace: istio-system}
 spec: {actions: [{handler: users, instances: [user]}]}
----
+"""
+
+
+def check_policy(namespace: str) -> str:
+    """A denier rule on ``x-blocked: true`` in ``namespace`` and a mesh-wide ``x-user``
+    blacklist (mallory, eve): the Check workload of the Mixer benchmarks."""
+    return _CHECK_POLICY.replace("NAMESPACE", namespace)
+
+
+POLICY_CONFIG = (
+    check_policy("shop")
+    + """---
 apiVersion: config.istio.io/v1alpha2
 kind: handler
 metadata: {name: quota, namespace: shop}
@@ -99,6 +110,7 @@ spec:
   action: DENY
   rules: [{to: [{operation: {paths: [/admin*]}}]}]
 """
+)
 
 
 def policy_resources(redis_address: str) -> tuple[Resource, ...]:
