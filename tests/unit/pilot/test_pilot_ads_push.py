@@ -19,7 +19,15 @@ from services.pilot.core.ads.debounce import PushDebouncer
 from services.pilot.core.ads.metrics import AdsMetrics
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
-from services.pilot.core.model import CLUSTER_TYPE, Proxy, ProxyConfig, parse_proxy
+from services.pilot.core.model import (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    Proxy,
+    ProxyConfig,
+    parse_proxy,
+)
 from services.pilot.core.registry import services_from_service_entries
 from services.pilot.core.snapshot import MeshSnapshot
 from services.pilot.core.xds import generate as xds_generate
@@ -37,6 +45,18 @@ spec:
   resolution: STATIC
   ports: [{number: 8080, name: http, protocol: HTTP}]
   endpoints: [{address: 127.0.0.1, ports: {http: 18081}}]
+"""
+REVIEWS = "outbound|9080||reviews.shop.svc.cluster.local"
+TWO_SERVICES = """---
+apiVersion: networking.istio.io/v1alpha3
+kind: ServiceEntry
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.3, ports: {http: 19081}}]
 """
 
 
@@ -66,6 +86,7 @@ class CountingTranslation:
 
     def __init__(self, *, delay: float = 0.0, fail_version: str | None = None) -> None:
         self.shared_calls: list[str] = []
+        self.refresh_calls: list[str] = []
         self.proxy_calls: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -92,6 +113,13 @@ class CountingTranslation:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def refresh_endpoints(
+        self, snapshot: MeshSnapshot, proxy: Proxy, earlier: SharedConfig
+    ) -> SharedConfig:
+        with self._lock:
+            self.refresh_calls.append(proxy.namespace)
+        return xds_generate.refresh_endpoints(snapshot, proxy, earlier)
 
     def generate(
         self, snapshot: MeshSnapshot, proxy: Proxy, *, shared: SharedConfig | None = None
@@ -225,6 +253,39 @@ async def test_proxies_of_one_scope_share_the_generated_and_packed_config(
     cache.reset(newer)
     assert (await cache.get(newer, sidecar("catalog-1"))).version == "v2"
     assert translation.shared_calls == ["shop", "web", "shop"]
+
+
+async def test_an_endpoint_update_reuses_the_packed_clusters_and_routes(
+    reader: InMemoryMetricReader,
+) -> None:
+    translation = CountingTranslation()
+    cache = GenerationCache(translation=translation, concurrency=2, metrics=metrics(reader))
+    before = mesh("v1", ENTRIES + TWO_SERVICES)
+    cache.reset(before)
+    old = await cache.get(before, sidecar("catalog-1"))
+
+    moved = mesh("v2", ENTRIES.replace("127.0.0.1", "127.0.0.2") + TWO_SERVICES)
+    assert moved.change_from(before) == "endpoints"
+    cache.reset(moved)
+    new = await cache.get(moved, sidecar("catalog-1"))
+
+    assert translation.shared_calls == ["shop"]
+    assert translation.refresh_calls == ["shop"]
+    assert new.version == "v2"
+    assert new.config == xds_generate.generate(moved, sidecar("catalog-1"))
+    for type_url in (CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE):
+        assert new.resources[type_url].keys() == old.resources[type_url].keys()
+    assert new.resources[CLUSTER_TYPE][CATALOG] is old.resources[CLUSTER_TYPE][CATALOG]
+    assert new.resources[ROUTE_TYPE]["outbound_http"] is old.resources[ROUTE_TYPE]["outbound_http"]
+    endpoints, old_endpoints = new.resources[ENDPOINT_TYPE], old.resources[ENDPOINT_TYPE]
+    assert endpoints[REVIEWS] is old_endpoints[REVIEWS]  # unchanged: not packed again
+    assert endpoints[CATALOG].version != old_endpoints[CATALOG].version
+
+    # A full change after it generates everything again.
+    changed = mesh("v3")
+    cache.reset(changed)
+    await cache.get(changed, sidecar("catalog-1"))
+    assert translation.shared_calls == ["shop", "shop"]
 
 
 async def test_concurrent_lookups_of_one_scope_generate_once(reader: InMemoryMetricReader) -> None:

@@ -20,7 +20,12 @@ from services.galley.core.validation import accept
 from services.pilot.core.model import Proxy, node_id, parse_proxy
 from services.pilot.core.registry import services_from_service_entries
 from services.pilot.core.snapshot import MeshSnapshot
-from services.pilot.core.xds.generate import SharedCache, generate, generate_shared
+from services.pilot.core.xds.generate import (
+    SharedCache,
+    generate,
+    generate_shared,
+    refresh_endpoints,
+)
 from services.pilot.core.xds.problems import Problem
 from shared.config import Resource, parse_object
 
@@ -198,6 +203,15 @@ def _sidecar(data: st.DataObject) -> dict[str, Any]:
     }
 
 
+def _moved_endpoints(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with its first ServiceEntry endpoint (if any) at another address."""
+    moved = copy.deepcopy(document)
+    endpoints = moved.get("spec", {}).get("endpoints") if moved["kind"] == "ServiceEntry" else None
+    if endpoints:
+        endpoints[0]["address"] = "10.99.0.1"
+    return moved
+
+
 def _accepted(documents: list[dict[str, Any]]) -> list[Resource]:
     parsed = []
     for document in documents:
@@ -225,11 +239,18 @@ def test_any_accepted_config_translates_without_internal_errors(data: st.DataObj
         documents.append(_sidecar(data))
     resources = _accepted(documents)
     snapshot = MeshSnapshot.build(resources, services_from_service_entries(resources), version="p")
+    moved_resources = _accepted([_moved_endpoints(document) for document in documents])
+    moved = MeshSnapshot.build(
+        moved_resources, services_from_service_entries(moved_resources), version="q"
+    )
     problems: list[Problem] = []
     cache = SharedCache()
     for proxy in PROXIES:
         config = generate(snapshot, proxy, report=problems.append)
         assert cache.generate(snapshot, proxy) == config
+        if moved.change_from(snapshot) == "endpoints":
+            refreshed = refresh_endpoints(moved, proxy, cache.shared(snapshot, proxy))
+            assert generate(moved, proxy, shared=refreshed) == generate(moved, proxy)
         for resources_of_type in config.resources.values():
             for name, message in resources_of_type.items():
                 assert message.SerializeToString(deterministic=True)

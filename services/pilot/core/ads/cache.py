@@ -12,9 +12,13 @@ snapshot's entries):
   routes, by far the biggest) is generated and packed once per key; a proxy with its own
   scope key then only generates its own resources (inbound, gateway) and packs only those.
 
-In both caches the first lookup starts the work and later lookups await the same result,
-also while it is still running. A lookup for a snapshot that is no longer current is
-generated but not cached.
+After an endpoints-only change (``snapshot.change_from(previous) == "endpoints"``),
+``reset`` keeps the previous snapshot's finished shared parts: a scope's first lookup then
+only refreshes its load assignments (``refresh_endpoints``) and packs just the ones that
+changed, reusing the packed clusters and routes; the previous parts are dropped at the
+next reset. In both caches the first lookup starts the work and later lookups await the
+same result, also while it is still running. A lookup for a snapshot that is no longer
+current is generated but not cached.
 
 Generation runs in worker threads so the event loop keeps serving streams, with at most
 ``concurrency`` generations at a time (an asyncio semaphore). The translation must
@@ -33,6 +37,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Hashable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 from services.pilot.core.ads.metrics import AdsMetrics
@@ -58,6 +63,12 @@ class Translation(Protocol):
 
     def generate_shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> SharedConfig:
         """The part of the config that depends only on the shared key."""
+        ...
+
+    def refresh_endpoints(
+        self, snapshot: MeshSnapshot, proxy: Proxy, earlier: SharedConfig
+    ) -> SharedConfig:
+        """``earlier`` (same scope, equal config) with the endpoints of ``snapshot``."""
         ...
 
     def generate(
@@ -87,9 +98,17 @@ class GenerationCache:
         self._current: MeshSnapshot | None = None
         self._configs: dict[Hashable, asyncio.Future[PackedConfig]] = {}
         self._shared: dict[Hashable, asyncio.Future[_Shared]] = {}
+        self._earlier: tuple[MeshSnapshot, dict[Hashable, asyncio.Future[_Shared]]] | None = None
 
     def reset(self, snapshot: MeshSnapshot) -> None:
-        """Make ``snapshot`` the current one; forget the previous snapshot's entries."""
+        """Make ``snapshot`` the current one; forget the previous snapshot's entries.
+
+        After an endpoints-only change the previous shared parts are kept for refreshing.
+        """
+        previous = self._current
+        self._earlier = None
+        if previous is not None and snapshot.change_from(previous) == "endpoints":
+            self._earlier = (previous, self._shared)
         self._current = snapshot
         self._configs = {}
         self._shared = {}
@@ -121,7 +140,13 @@ class GenerationCache:
         entry = self._shared.get(key)
         if entry is None:
             self._metrics.generations.add(1, {"result": "miss"})
-            entry = _shared_future(self._in_worker(self._generate_shared, snapshot, proxy))
+            earlier = self._earlier_shared(proxy)
+            work = (
+                self._in_worker(self._generate_shared, snapshot, proxy)
+                if earlier is None
+                else self._in_worker(self._refresh_shared, snapshot, proxy, earlier)
+            )
+            entry = _shared_future(work)
             self._shared[key] = entry
         else:
             self._metrics.generations.add(1, {"result": "shared"})
@@ -134,6 +159,16 @@ class GenerationCache:
             result = await asyncio.to_thread(work, *args)
             self._metrics.generation_time.record(time.perf_counter() - started)
             return result
+
+    def _earlier_shared(self, proxy: Proxy) -> _Shared | None:
+        """The previous snapshot's finished shared part of ``proxy``'s scope, if reusable."""
+        if self._earlier is None:
+            return None
+        previous, entries = self._earlier
+        entry = entries.get(self._translation.shared_key(previous, proxy))
+        if entry is None or not entry.done() or entry.cancelled() or entry.exception():
+            return None
+        return entry.result()
 
     def _generate_shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> _Shared:
         try:
@@ -152,6 +187,24 @@ class GenerationCache:
                 ]
             ),
         )
+
+    def _refresh_shared(self, snapshot: MeshSnapshot, proxy: Proxy, earlier: _Shared) -> _Shared:
+        try:
+            config = self._translation.refresh_endpoints(snapshot, proxy, earlier.config)
+        except Exception:
+            _log.exception("refreshing endpoints at version %s failed", snapshot.version)
+            raise
+        kept = {id(message) for message in config.endpoints.values()}
+        dropped = {id(m) for m in earlier.config.endpoints.values()} - kept
+        packed = {ident: found for ident, found in earlier.packed.items() if ident not in dropped}
+        packed.update(
+            pack_all(
+                (name, message)
+                for name, message in config.endpoints.items()
+                if id(message) not in packed
+            )
+        )
+        return _Shared(config=config, packed=MappingProxyType(packed))
 
     def _proxy_config(self, snapshot: MeshSnapshot, proxy: Proxy, shared: _Shared) -> PackedConfig:
         try:

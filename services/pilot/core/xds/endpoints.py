@@ -6,15 +6,17 @@ port), grouped by locality (``region/zone/subzone``), with the entry's weight an
 an endpoint labelled ``security.istio.io/tlsMode: istio``, the auto-mTLS match metadata
 of :func:`~services.pilot.core.xds.tls.endpoint_metadata`. STRICT_DNS
 clusters reuse :func:`load_assignment` for their inline assignment; a DNS service without
-endpoints resolves its own hostname. Pure functions; the returned messages are new.
+endpoints resolves its own hostname. Pure functions; the returned messages are new
+(except earlier ones that :func:`build_endpoints`'s ``reuse`` hands back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf.message import Message
 
 from services.pilot.core.registry import Endpoint, ServicePort
 from services.pilot.core.xds import protos
@@ -24,12 +26,23 @@ from services.pilot.core.xds.tls import endpoint_metadata
 
 
 def build_endpoints(
-    plan: Mapping[str, PlannedCluster], problems: Problems
-) -> dict[str, endpoint_pb2.ClusterLoadAssignment]:
-    """The load assignments of every EDS cluster in ``plan``, by cluster name."""
-    assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
+    plan: Mapping[str, PlannedCluster],
+    problems: Problems,
+    *,
+    reuse: Callable[[str, PlannedCluster], Message | None] | None = None,
+) -> dict[str, Message]:
+    """The load assignments of every EDS cluster in ``plan``, by cluster name.
+
+    ``reuse``, when given, may return an earlier assignment that is still right for a
+    planned cluster (it is kept as is); None builds a new one.
+    """
+    assignments: dict[str, Message] = {}
     for name, cluster in plan.items():
         if cluster.discovery != "EDS":
+            continue
+        earlier = reuse(name, cluster) if reuse is not None else None
+        if earlier is not None:
+            assignments[name] = earlier
             continue
         with problems.guard(f"{cluster.service.source} cluster {name}"):
             assignments[name] = load_assignment(cluster)

@@ -8,6 +8,7 @@ API (what the ADS server calls)::
     config = generate(snapshot, proxy)  # -> model.ProxyConfig, CDS/EDS/LDS/RDS by name
     scope_key(snapshot, proxy)          # equal keys -> equal complete ProxyConfig
     shared_key(snapshot, proxy)         # equal keys -> equal SharedConfig
+    refresh_endpoints(snapshot, proxy, earlier)  # SharedConfig after an endpoints-only change
     cache = SharedCache()               # thread-safe: cache.generate(snapshot, proxy)
     missing_clusters(config)            # route targets without a cluster (diagnostics)
 
@@ -20,6 +21,12 @@ generate with ``generate(snapshot, proxy, shared=...)``, or let :class:`SharedCa
 it: ``SharedCache().generate`` has the signature of :func:`generate` and reuses the
 shared part of every proxy with the same :func:`shared_key`. Generated messages are
 never mutated afterwards; treat them as read-only.
+
+After an endpoints-only change (``snapshot.change_from(previous) == "endpoints"``) the
+clusters and routes of a scope are unchanged: :func:`refresh_endpoints` turns the earlier
+snapshot's :class:`SharedConfig` into the new one by rebuilding only the load assignments
+of services whose endpoints changed, keeping every other message (the same objects, so their
+packed forms can be reused). Its result equals :func:`generate_shared` at the new snapshot.
 
 Mixer mode (MeshConfig ``mixerCheckServer``/``mixerReportServer``) adds the Mixer
 clusters, filters, access logs and inbound route policy of :mod:`.mixer_filters`.
@@ -38,7 +45,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -83,6 +90,7 @@ __all__ = [
     "generate",
     "generate_shared",
     "missing_clusters",
+    "refresh_endpoints",
     "scope_key",
     "shared_key",
 ]
@@ -128,6 +136,39 @@ def generate_shared(
         outbound_route=outbound_route,
         plan=MappingProxyType(plan),
         problems=tuple(problems.found),
+    )
+
+
+def refresh_endpoints(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    earlier: SharedConfig,
+    *,
+    report: ProblemSink | None = None,
+) -> SharedConfig:
+    """``earlier`` with the endpoints of ``snapshot`` (see the module docstring).
+
+    ``earlier`` must come from :func:`generate_shared` (or this function) for a proxy with
+    the same scope at a snapshot whose ``config_digest`` equals ``snapshot``'s.
+    """
+    problems = Problems(report)
+    plan: dict[str, PlannedCluster] = {}
+    for name, planned in earlier.plan.items():
+        service = snapshot.service(planned.service.hostname) or planned.service
+        moved = service.endpoints != planned.service.endpoints
+        plan[name] = replace(planned, service=service) if moved else planned
+
+    def unchanged(name: str, planned: PlannedCluster) -> Message | None:
+        return earlier.endpoints.get(name) if earlier.plan[name] is planned else None
+
+    endpoints = build_endpoints(plan, problems, reuse=unchanged)
+    return SharedConfig(
+        key=shared_key(snapshot, proxy),
+        clusters=earlier.clusters,
+        endpoints=_frozen(endpoints),
+        outbound_route=earlier.outbound_route,
+        plan=MappingProxyType(plan),
+        problems=tuple(dict.fromkeys((*earlier.problems, *problems.found))),
     )
 
 
