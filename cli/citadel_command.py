@@ -21,7 +21,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cli.service_runner import run_in_foreground, settings_from_flags
+from cli.service_runner import (
+    HostFlag,
+    HttpPortFlag,
+    LogLevelFlag,
+    PortsFileFlag,
+    run_in_foreground,
+    settings_from_flags,
+)
 from services.citadel.adapters.key_files import load_or_create_token_key
 from services.citadel.app import Citadel, build_citadel
 from services.citadel.core.errors import CaConfigError
@@ -40,9 +47,9 @@ citadel_app = typer.Typer(
 @citadel_app.callback(invoke_without_command=True)
 def citadel_command(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    host: HostFlag = None,
     grpc_port: Annotated[int | None, typer.Option(help="CSR gRPC port (0: any free).")] = None,
-    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
+    http_port: HttpPortFlag = None,
     trust_domain: Annotated[str | None, typer.Option(help="SPIFFE trust domain.")] = None,
     state_dir: Annotated[
         Path | None, typer.Option(help="Where the self-signed root and token key live.")
@@ -53,10 +60,8 @@ def citadel_command(
     cert_ttl: Annotated[
         int | None, typer.Option(help="Default workload certificate lifetime (s).")
     ] = None,
-    ports_file: Annotated[
-        Path | None, typer.Option(help="Write the bound ports here as JSON.")
-    ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    ports_file: PortsFileFlag = None,
+    log_level: LogLevelFlag = None,
 ) -> None:
     """Run Citadel: sign workload CSRs for the identity each caller proves."""
     if ctx.invoked_subcommand is not None:

@@ -14,7 +14,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.service_runner import run_in_foreground, settings_from_flags
+from cli.service_runner import (
+    DebounceMaxFlag,
+    DebounceQuietFlag,
+    HostFlag,
+    HttpPortFlag,
+    LogLevelFlag,
+    PortsFileFlag,
+    QuietFlag,
+    run_in_foreground,
+    settings_from_flags,
+)
 from services.galley.app import Galley, build_galley
 from services.galley.core.store import StoreStatus
 from services.galley.settings import GalleySettings
@@ -24,24 +34,18 @@ def galley_command(
     config_dir: Annotated[
         Path | None, typer.Option(help="Directory of Istio YAML to watch.")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    host: HostFlag = None,
     mcp_port: Annotated[int | None, typer.Option(help="MCP gRPC port (0: any free port).")] = None,
-    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
+    http_port: HttpPortFlag = None,
     webhook_port: Annotated[int | None, typer.Option(help="Validating webhook HTTPS port.")] = None,
     webhook: Annotated[
         bool | None, typer.Option("--webhook/--no-webhook", help="Serve the webhook.")
     ] = None,
-    debounce_quiet: Annotated[
-        float | None, typer.Option(help="Seconds of quiet before a push.")
-    ] = None,
-    debounce_max: Annotated[
-        float | None, typer.Option(help="Longest a change waits for a push (s).")
-    ] = None,
-    ports_file: Annotated[
-        Path | None, typer.Option(help="Write the bound ports here as JSON.")
-    ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")] = False,
+    debounce_quiet: DebounceQuietFlag = None,
+    debounce_max: DebounceMaxFlag = None,
+    ports_file: PortsFileFlag = None,
+    log_level: LogLevelFlag = None,
+    quiet: QuietFlag = False,
 ) -> None:
     """Run Galley: watch, validate and serve Istio config over MCP."""
     settings = settings_from_flags(

@@ -9,13 +9,19 @@ SIGTERM.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from cli.service_runner import run_in_foreground, settings_from_flags
+from cli.service_runner import (
+    HostFlag,
+    HttpPortFlag,
+    LogLevelFlag,
+    PortsFileFlag,
+    run_in_foreground,
+    settings_from_flags,
+)
 from services.mixer.app import Mixer, build_mixer
 from services.mixer.settings import MixerSettings
 
@@ -27,11 +33,11 @@ def mixer_command(
     galley_address: Annotated[
         str | None, typer.Option(help="Galley's MCP address (host:port).")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    host: HostFlag = None,
     grpc_port: Annotated[
         int | None, typer.Option(help="ext_authz, RLS and ALS gRPC port (0: any free port).")
     ] = None,
-    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
+    http_port: HttpPortFlag = None,
     redis_url: Annotated[
         str | None, typer.Option(help="Redis for every redisquota handler (redis://host:port).")
     ] = None,
@@ -52,10 +58,8 @@ def mixer_command(
     load_shed_budget_ms: Annotated[
         float | None, typer.Option(help="Latency budget; over it calls fail UNAVAILABLE (0: off).")
     ] = None,
-    ports_file: Annotated[
-        Path | None, typer.Option(help="Write the bound ports here as JSON.")
-    ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    ports_file: PortsFileFlag = None,
+    log_level: LogLevelFlag = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No config lines; logs only.")] = False,
 ) -> None:
     """Run Mixer: policy checks, quotas and telemetry for Envoy sidecars."""

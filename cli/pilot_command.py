@@ -8,14 +8,23 @@ SIGTERM.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.service_runner import run_in_foreground, settings_from_flags
+from cli.service_runner import (
+    DebounceMaxFlag,
+    DebounceQuietFlag,
+    HostFlag,
+    HttpPortFlag,
+    LogLevelFlag,
+    PortsFileFlag,
+    QuietFlag,
+    run_in_foreground,
+    settings_from_flags,
+)
 from services.pilot.app import Pilot, build_pilot
 from services.pilot.core.ads.connection import ConnectionStatus
 from services.pilot.core.ads.server import DiscoveryStatus
@@ -26,23 +35,17 @@ def pilot_command(
     galley_address: Annotated[
         str | None, typer.Option(help="Galley's MCP address (host:port).")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    host: HostFlag = None,
     grpc_port: Annotated[int | None, typer.Option(help="xDS (ADS) gRPC port (0: any).")] = None,
-    http_port: Annotated[int | None, typer.Option(help="Health, metrics and debug port.")] = None,
-    debounce_quiet: Annotated[
-        float | None, typer.Option(help="Seconds of quiet before a push.")
-    ] = None,
-    debounce_max: Annotated[
-        float | None, typer.Option(help="Longest a change waits for a push (s).")
-    ] = None,
+    http_port: HttpPortFlag = None,
+    debounce_quiet: DebounceQuietFlag = None,
+    debounce_max: DebounceMaxFlag = None,
     push_concurrency: Annotated[
         int | None, typer.Option(help="Proxy configs generated at the same time.")
     ] = None,
-    ports_file: Annotated[
-        Path | None, typer.Option(help="Write the bound ports here as JSON.")
-    ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")] = False,
+    ports_file: PortsFileFlag = None,
+    log_level: LogLevelFlag = None,
+    quiet: QuietFlag = False,
 ) -> None:
     """Run Pilot: follow Galley's config and serve it to Envoy over xDS."""
     settings = settings_from_flags(

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -82,3 +83,15 @@ async def _serve(
             shown = fingerprint
             render(service)
     runner.result()
+
+
+# The flags every service command shares (None = not given: the environment decides).
+HostFlag = Annotated[str | None, typer.Option(help="Address every listener binds.")]
+HttpPortFlag = Annotated[int | None, typer.Option(help="Health, metrics and debug port.")]
+PortsFileFlag = Annotated[Path | None, typer.Option(help="Write the bound ports here as JSON.")]
+LogLevelFlag = Annotated[str | None, typer.Option(help="debug, info, warning or error.")]
+QuietFlag = Annotated[bool, typer.Option("--quiet", help="No live view; logs only.")]
+DebounceQuietFlag = Annotated[float | None, typer.Option(help="Seconds of quiet before a push.")]
+DebounceMaxFlag = Annotated[
+    float | None, typer.Option(help="Longest a change waits for a push (s).")
+]
