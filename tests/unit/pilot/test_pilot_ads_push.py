@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.pilot.core.ads.cache import GenerationCache
 from services.pilot.core.ads.debounce import PushDebouncer
 from services.pilot.core.ads.metrics import AdsMetrics
+from services.pilot.core.ads.resources import PackedConfig, PackedResource
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 from services.pilot.core.model import (
@@ -31,7 +32,7 @@ from services.pilot.core.model import (
 from services.pilot.core.registry import services_from_service_entries
 from services.pilot.core.snapshot import MeshSnapshot
 from services.pilot.core.xds import generate as xds_generate
-from services.pilot.core.xds.generate import SharedConfig
+from services.pilot.core.xds.generate import ClusterConfig, OutboundScope, SharedConfig
 from shared.config import parse_yaml
 
 CATALOG = "outbound|8080||catalog.shop.svc.cluster.local"
@@ -85,6 +86,7 @@ class CountingTranslation:
     """The real translation, counting calls; it can be slowed down or made to fail."""
 
     def __init__(self, *, delay: float = 0.0, fail_version: str | None = None) -> None:
+        self.cluster_calls: list[str] = []
         self.shared_calls: list[str] = []
         self.refresh_calls: list[str] = []
         self.proxy_calls: list[str] = []
@@ -100,7 +102,27 @@ class CountingTranslation:
     def shared_key(self, snapshot: MeshSnapshot, proxy: Proxy) -> Hashable:
         return xds_generate.shared_key(snapshot, proxy)
 
-    def generate_shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> SharedConfig:
+    def outbound_scope(self, snapshot: MeshSnapshot, proxy: Proxy) -> OutboundScope:
+        return xds_generate.outbound_scope(snapshot, proxy)
+
+    def generate_clusters(self, snapshot: MeshSnapshot, outbound: OutboundScope) -> ClusterConfig:
+        with self._lock:
+            self.cluster_calls.append(outbound.scope.namespace)
+        return xds_generate.generate_clusters(snapshot, outbound)
+
+    def refresh_clusters(self, snapshot: MeshSnapshot, earlier: ClusterConfig) -> ClusterConfig:
+        with self._lock:
+            self.refresh_calls.append(earlier.key)
+        return xds_generate.refresh_clusters(snapshot, earlier)
+
+    def generate_shared(
+        self,
+        snapshot: MeshSnapshot,
+        proxy: Proxy,
+        *,
+        outbound: OutboundScope | None = None,
+        clusters: ClusterConfig | None = None,
+    ) -> SharedConfig:
         with self._lock:
             self.shared_calls.append(proxy.namespace)
             self.in_flight += 1
@@ -109,24 +131,29 @@ class CountingTranslation:
             time.sleep(self._delay)
             if snapshot.version == self._fail_version:
                 raise RuntimeError(f"translation bug at {snapshot.version}")
-            return xds_generate.generate_shared(snapshot, proxy)
+            return xds_generate.generate_shared(
+                snapshot, proxy, outbound=outbound, clusters=clusters
+            )
         finally:
             with self._lock:
                 self.in_flight -= 1
 
     def refresh_endpoints(
-        self, snapshot: MeshSnapshot, proxy: Proxy, earlier: SharedConfig
+        self,
+        snapshot: MeshSnapshot,
+        proxy: Proxy,
+        earlier: SharedConfig,
+        *,
+        clusters: ClusterConfig | None = None,
     ) -> SharedConfig:
-        with self._lock:
-            self.refresh_calls.append(proxy.namespace)
-        return xds_generate.refresh_endpoints(snapshot, proxy, earlier)
+        return xds_generate.refresh_endpoints(snapshot, proxy, earlier, clusters=clusters)
 
-    def generate(
-        self, snapshot: MeshSnapshot, proxy: Proxy, *, shared: SharedConfig | None = None
+    def generate_own(
+        self, snapshot: MeshSnapshot, proxy: Proxy, shared: SharedConfig
     ) -> ProxyConfig:
         with self._lock:
             self.proxy_calls.append(proxy.id)
-        return xds_generate.generate(snapshot, proxy, shared=shared)
+        return xds_generate.generate_own(snapshot, proxy, shared)
 
 
 @pytest.fixture
@@ -222,6 +249,12 @@ async def test_stop_drops_a_waiting_burst() -> None:
 # --- generation cache -----------------------------------------------------------------------
 
 
+def seen(config: PackedConfig, type_url: str) -> Mapping[str, PackedResource]:
+    """What a wildcard watch (CDS, LDS) or a watch of every name (EDS, RDS) is sent."""
+    names = None if type_url in (CLUSTER_TYPE, LISTENER_TYPE) else config.config.of_type(type_url)
+    return config.select(type_url, names).resources
+
+
 async def test_proxies_of_one_scope_share_the_generated_and_packed_config(
     reader: InMemoryMetricReader,
 ) -> None:
@@ -235,10 +268,11 @@ async def test_proxies_of_one_scope_share_the_generated_and_packed_config(
 
     assert translation.shared_calls == ["shop"]
     assert len(translation.proxy_calls) == 2
-    shared = first.resources[CLUSTER_TYPE][CATALOG]
-    assert second.resources[CLUSTER_TYPE][CATALOG] is shared  # packed once
-    assert "inbound|18081||catalog.shop.svc.cluster.local" in first.resources[CLUSTER_TYPE]
-    assert "inbound|18091||catalog.shop.svc.cluster.local" in second.resources[CLUSTER_TYPE]
+    shared = seen(first, CLUSTER_TYPE)[CATALOG]
+    assert seen(second, CLUSTER_TYPE)[CATALOG] is shared  # packed once
+    assert "inbound|18081||catalog.shop.svc.cluster.local" in seen(first, CLUSTER_TYPE)
+    assert "inbound|18091||catalog.shop.svc.cluster.local" in seen(second, CLUSTER_TYPE)
+    assert seen(first, ENDPOINT_TYPE) is seen(second, ENDPOINT_TYPE)  # one selection for both
     assert counter(reader, "pilot.xds.generations", result="shared") == 1
 
     # Same namespace and ports as the first: the whole config is shared.
@@ -246,8 +280,13 @@ async def test_proxies_of_one_scope_share_the_generated_and_packed_config(
     assert len(translation.proxy_calls) == 2
     assert counter(reader, "pilot.xds.generations", result="hit") == 1
 
-    await cache.get(snapshot, sidecar("web-1", namespace="web"))
+    # Another namespace seeing the same services under the same rules: its own routes
+    # (short names differ), the same clusters and endpoints.
+    web = await cache.get(snapshot, sidecar("web-1", namespace="web"))
     assert translation.shared_calls == ["shop", "web"]
+    assert translation.cluster_calls == ["shop"]
+    assert seen(web, CLUSTER_TYPE)[CATALOG] is shared
+    assert web.config == xds_generate.generate(snapshot, sidecar("web-1", namespace="web"))
 
     newer = mesh("v2")
     cache.reset(newer)
@@ -263,21 +302,24 @@ async def test_an_endpoint_update_reuses_the_packed_clusters_and_routes(
     before = mesh("v1", ENTRIES + TWO_SERVICES)
     cache.reset(before)
     old = await cache.get(before, sidecar("catalog-1"))
+    await cache.get(before, sidecar("web-1", namespace="web"))
 
     moved = mesh("v2", ENTRIES.replace("127.0.0.1", "127.0.0.2") + TWO_SERVICES)
     assert moved.change_from(before) == "endpoints"
     cache.reset(moved)
     new = await cache.get(moved, sidecar("catalog-1"))
+    web = await cache.get(moved, sidecar("web-1", namespace="web"))
 
-    assert translation.shared_calls == ["shop"]
-    assert translation.refresh_calls == ["shop"]
+    assert translation.shared_calls == ["shop", "web"]
+    assert len(translation.refresh_calls) == 1  # one cluster part, shared by both scopes
     assert new.version == "v2"
     assert new.config == xds_generate.generate(moved, sidecar("catalog-1"))
+    assert web.config == xds_generate.generate(moved, sidecar("web-1", namespace="web"))
     for type_url in (CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE):
-        assert new.resources[type_url].keys() == old.resources[type_url].keys()
-    assert new.resources[CLUSTER_TYPE][CATALOG] is old.resources[CLUSTER_TYPE][CATALOG]
-    assert new.resources[ROUTE_TYPE]["outbound_http"] is old.resources[ROUTE_TYPE]["outbound_http"]
-    endpoints, old_endpoints = new.resources[ENDPOINT_TYPE], old.resources[ENDPOINT_TYPE]
+        assert seen(new, type_url).keys() == seen(old, type_url).keys()
+    assert seen(new, CLUSTER_TYPE)[CATALOG] is seen(old, CLUSTER_TYPE)[CATALOG]
+    assert seen(new, ROUTE_TYPE)["outbound_http"] is seen(old, ROUTE_TYPE)["outbound_http"]
+    endpoints, old_endpoints = seen(new, ENDPOINT_TYPE), seen(old, ENDPOINT_TYPE)
     assert endpoints[REVIEWS] is old_endpoints[REVIEWS]  # unchanged: not packed again
     assert endpoints[CATALOG].version != old_endpoints[CATALOG].version
 
@@ -285,7 +327,7 @@ async def test_an_endpoint_update_reuses_the_packed_clusters_and_routes(
     changed = mesh("v3")
     cache.reset(changed)
     await cache.get(changed, sidecar("catalog-1"))
-    assert translation.shared_calls == ["shop", "shop"]
+    assert translation.shared_calls == ["shop", "web", "shop"]
 
 
 async def test_concurrent_lookups_of_one_scope_generate_once(reader: InMemoryMetricReader) -> None:

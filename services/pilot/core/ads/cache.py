@@ -2,23 +2,27 @@
 
 :class:`GenerationCache` answers "this proxy's packed config at this snapshot" with the
 translation's steps (:class:`Translation`, implemented by
-``services.pilot.core.xds.generate``) and two caches for the current snapshot (set by
+``services.pilot.core.xds.generate``) and three caches for the current snapshot (set by
 :meth:`GenerationCache.reset` when a push is released; ``reset`` drops the previous
 snapshot's entries):
 
 - by ``scope_key(snapshot, proxy)``: proxies with equal keys get an equal complete config,
-  so the whole packed config is generated once and shared;
-- by ``shared_key(snapshot, proxy)``: the shared part (outbound clusters, endpoints and
-  routes, by far the biggest) is generated and packed once per key; a proxy with its own
-  scope key then only generates its own resources (inbound, gateway) and packs only those.
+  so the whole packed config is made once and shared;
+- by ``shared_key(snapshot, proxy)``: a scope's shared part (its ``outbound_http`` routes,
+  which depend on its namespace) is generated once per key;
+- by the scope's cluster digest: the outbound clusters and load assignments (by far the
+  biggest part) are generated and packed once for every scope that plans them, usually
+  every namespace of a mesh without Sidecars. They form the shared layer of the packed
+  configs (:class:`~services.pilot.core.ads.resources.PackedConfig`); a proxy only generates
+  and packs its own resources (listeners, routes, inbound clusters).
 
 After an endpoints-only change (``snapshot.change_from(previous) == "endpoints"``),
 ``reset`` keeps the previous snapshot's finished shared parts: a scope's first lookup then
-only refreshes its load assignments (``refresh_endpoints``) and packs just the ones that
-changed, reusing the packed clusters and routes; the previous parts are dropped at the
-next reset. In both caches the first lookup starts the work and later lookups await the
-same result, also while it is still running. A lookup for a snapshot that is no longer
-current is generated but not cached.
+keeps its routes and only refreshes the load assignments of its cluster part
+(``refresh_clusters``, once per digest), packing just the ones that changed; the previous
+parts are dropped at the next reset. In every cache the first lookup starts the work and
+later lookups await the same result, also while it is still running. A lookup for a
+snapshot that is no longer current is generated but not cached.
 
 Generation runs in worker threads so the event loop keeps serving streams, with at most
 ``concurrency`` generations at a time (an asyncio semaphore). The translation must
@@ -35,16 +39,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Hashable, Mapping
+from collections.abc import Callable, Coroutine, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 from services.pilot.core.ads.metrics import AdsMetrics
-from services.pilot.core.ads.resources import PackedConfig, PackedResource, pack, pack_all
-from services.pilot.core.model import Proxy, ProxyConfig
+from services.pilot.core.ads.resources import (
+    PackedConfig,
+    PackedLayer,
+    PackedResource,
+    pack_all,
+    pack_layer,
+)
+from services.pilot.core.model import CLUSTER_TYPE, ENDPOINT_TYPE, Proxy, ProxyConfig
 from services.pilot.core.snapshot import MeshSnapshot
-from services.pilot.core.xds.generate import SharedConfig
+from services.pilot.core.xds.generate import ClusterConfig, OutboundScope, SharedConfig
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -61,29 +71,62 @@ class Translation(Protocol):
         """Proxies with equal keys share :meth:`generate_shared`'s result."""
         ...
 
-    def generate_shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> SharedConfig:
+    def outbound_scope(self, snapshot: MeshSnapshot, proxy: Proxy) -> OutboundScope:
+        """What the proxy sees, with the digest of the clusters it plans."""
+        ...
+
+    def generate_clusters(self, snapshot: MeshSnapshot, outbound: OutboundScope) -> ClusterConfig:
+        """Clusters and load assignments of every scope with ``outbound``'s digest."""
+        ...
+
+    def refresh_clusters(self, snapshot: MeshSnapshot, earlier: ClusterConfig) -> ClusterConfig:
+        """``earlier`` (equal config) with the endpoints of ``snapshot``."""
+        ...
+
+    def generate_shared(
+        self,
+        snapshot: MeshSnapshot,
+        proxy: Proxy,
+        *,
+        outbound: OutboundScope | None = None,
+        clusters: ClusterConfig | None = None,
+    ) -> SharedConfig:
         """The part of the config that depends only on the shared key."""
         ...
 
     def refresh_endpoints(
-        self, snapshot: MeshSnapshot, proxy: Proxy, earlier: SharedConfig
+        self,
+        snapshot: MeshSnapshot,
+        proxy: Proxy,
+        earlier: SharedConfig,
+        *,
+        clusters: ClusterConfig | None = None,
     ) -> SharedConfig:
-        """``earlier`` (same scope, equal config) with the endpoints of ``snapshot``."""
+        """``earlier`` (same scope, equal config) with ``clusters`` refreshed."""
         ...
 
-    def generate(
-        self, snapshot: MeshSnapshot, proxy: Proxy, *, shared: SharedConfig | None = None
+    def generate_own(
+        self, snapshot: MeshSnapshot, proxy: Proxy, shared: SharedConfig
     ) -> ProxyConfig:
-        """The proxy's whole config, reusing ``shared``."""
+        """The proxy's own resources on top of ``shared``."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
+class _Clusters:
+    """A cluster part and its packed layer (clusters and load assignments)."""
+
+    config: ClusterConfig
+    layer: PackedLayer
+
+
+@dataclass(frozen=True, slots=True)
 class _Shared:
-    """A scope's shared config and its messages packed, by message identity."""
+    """A scope's shared config, its cluster part and its ``outbound_http`` route packed."""
 
     config: SharedConfig
-    packed: Mapping[int, PackedResource]
+    clusters: _Clusters
+    route: PackedResource
 
 
 class GenerationCache:
@@ -98,6 +141,7 @@ class GenerationCache:
         self._current: MeshSnapshot | None = None
         self._configs: dict[Hashable, asyncio.Future[PackedConfig]] = {}
         self._shared: dict[Hashable, asyncio.Future[_Shared]] = {}
+        self._clusters: dict[str, asyncio.Future[_Clusters]] = {}
         self._earlier: tuple[MeshSnapshot, dict[Hashable, asyncio.Future[_Shared]]] | None = None
 
     def reset(self, snapshot: MeshSnapshot) -> None:
@@ -112,6 +156,7 @@ class GenerationCache:
         self._current = snapshot
         self._configs = {}
         self._shared = {}
+        self._clusters = {}
 
     def size(self) -> int:
         """How many complete configs are cached for the current snapshot."""
@@ -121,8 +166,7 @@ class GenerationCache:
         """``proxy``'s packed config at ``snapshot``; raises what generation raised."""
         try:
             if snapshot is not self._current:
-                shared = await self._in_worker(self._generate_shared, snapshot, proxy)
-                return await self._in_worker(self._proxy_config, snapshot, proxy, shared)
+                return await self._in_worker(self._uncached, snapshot, proxy)
             key = self._translation.scope_key(snapshot, proxy)
             entry = self._configs.get(key)
             if entry is None:
@@ -140,18 +184,41 @@ class GenerationCache:
         entry = self._shared.get(key)
         if entry is None:
             self._metrics.generations.add(1, {"result": "miss"})
-            earlier = self._earlier_shared(proxy)
-            work = (
-                self._in_worker(self._generate_shared, snapshot, proxy)
-                if earlier is None
-                else self._in_worker(self._refresh_shared, snapshot, proxy, earlier)
-            )
-            entry = _shared_future(work)
+            entry = _shared_future(self._shared_part(snapshot, proxy))
             self._shared[key] = entry
         else:
             self._metrics.generations.add(1, {"result": "shared"})
         shared = await asyncio.shield(entry)
         return await self._in_worker(self._proxy_config, snapshot, proxy, shared)
+
+    async def _shared_part(self, snapshot: MeshSnapshot, proxy: Proxy) -> _Shared:
+        earlier = self._earlier_shared(proxy)
+        translation = self._translation
+        if earlier is not None:
+            before = earlier.clusters
+            clusters = await self._cluster_part(
+                before.config.key.partition("|")[2],
+                lambda: self._in_worker(self._refresh_clusters, snapshot, before),
+            )
+            config = translation.refresh_endpoints(
+                snapshot, proxy, earlier.config, clusters=clusters.config
+            )
+            return _Shared(config=config, clusters=clusters, route=earlier.route)
+        outbound = await self._in_worker(translation.outbound_scope, snapshot, proxy)
+        clusters = await self._cluster_part(
+            outbound.cluster_digest,
+            lambda: self._in_worker(self._generate_clusters, snapshot, outbound),
+        )
+        return await self._in_worker(self._generate_shared, snapshot, proxy, outbound, clusters)
+
+    async def _cluster_part(
+        self, digest: str, make: Callable[[], Coroutine[Any, Any, _Clusters]]
+    ) -> _Clusters:
+        entry = self._clusters.get(digest)
+        if entry is None:
+            entry = _shared_future(make())
+            self._clusters[digest] = entry
+        return await asyncio.shield(entry)
 
     async def _in_worker(self, work: Callable[..., _T], *args: object) -> _T:
         async with self._semaphore:
@@ -170,49 +237,74 @@ class GenerationCache:
             return None
         return entry.result()
 
-    def _generate_shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> _Shared:
-        try:
-            config = self._translation.generate_shared(snapshot, proxy)
-        except Exception:
-            _log.exception("generating shared config at version %s failed", snapshot.version)
-            raise
-        route = config.outbound_route
-        return _Shared(
-            config=config,
-            packed=pack_all(
-                [
-                    *config.clusters.items(),
-                    *config.endpoints.items(),
-                    (str(getattr(route, "name", "")), route),
-                ]
-            ),
+    def _generate_clusters(self, snapshot: MeshSnapshot, outbound: OutboundScope) -> _Clusters:
+        with _logged("generating clusters", snapshot):
+            config = self._translation.generate_clusters(snapshot, outbound)
+        return _Clusters(
+            config=config, layer=pack_layer(_as_proxy_config(config), snapshot.version)
         )
 
-    def _refresh_shared(self, snapshot: MeshSnapshot, proxy: Proxy, earlier: _Shared) -> _Shared:
-        try:
-            config = self._translation.refresh_endpoints(snapshot, proxy, earlier.config)
-        except Exception:
-            _log.exception("refreshing endpoints at version %s failed", snapshot.version)
-            raise
-        kept = {id(message) for message in config.endpoints.values()}
-        dropped = {id(m) for m in earlier.config.endpoints.values()} - kept
-        packed = {ident: found for ident, found in earlier.packed.items() if ident not in dropped}
-        packed.update(
-            pack_all(
-                (name, message)
-                for name, message in config.endpoints.items()
-                if id(message) not in packed
+    def _refresh_clusters(self, snapshot: MeshSnapshot, earlier: _Clusters) -> _Clusters:
+        with _logged("refreshing endpoints", snapshot):
+            config = self._translation.refresh_clusters(snapshot, earlier.config)
+        packed = {
+            id(message): earlier.layer.of_type(type_url)[name]
+            for type_url, messages in earlier.layer.messages.items()
+            for name, message in messages.items()
+        }
+        layer = pack_layer(_as_proxy_config(config), snapshot.version, reuse=packed)
+        return _Clusters(config=config, layer=layer)
+
+    def _generate_shared(
+        self, snapshot: MeshSnapshot, proxy: Proxy, outbound: OutboundScope, clusters: _Clusters
+    ) -> _Shared:
+        with _logged("generating shared config", snapshot):
+            config = self._translation.generate_shared(
+                snapshot, proxy, outbound=outbound, clusters=clusters.config
             )
-        )
-        return _Shared(config=config, packed=MappingProxyType(packed))
+        route = config.outbound_route
+        (packed,) = pack_all([(str(getattr(route, "name", "")), route)]).values()
+        return _Shared(config=config, clusters=clusters, route=packed)
 
     def _proxy_config(self, snapshot: MeshSnapshot, proxy: Proxy, shared: _Shared) -> PackedConfig:
-        try:
-            config = self._translation.generate(snapshot, proxy, shared=shared.config)
-        except Exception:
-            _log.exception("generating config of %s at %s failed", proxy.id, snapshot.version)
-            raise
-        return pack(config, snapshot.version, reuse=shared.packed)
+        with _logged(f"generating config of {proxy.id}", snapshot):
+            own = self._translation.generate_own(snapshot, proxy, shared.config)
+        layer = pack_layer(
+            own, snapshot.version, reuse={id(shared.config.outbound_route): shared.route}
+        )
+        return PackedConfig(version=snapshot.version, own=layer, shared=shared.clusters.layer)
+
+    def _uncached(self, snapshot: MeshSnapshot, proxy: Proxy) -> PackedConfig:
+        """``proxy``'s config at a snapshot that is not current: nothing shared or cached."""
+        translation = self._translation
+        with _logged(f"generating config of {proxy.id}", snapshot):
+            outbound = translation.outbound_scope(snapshot, proxy)
+            clusters = translation.generate_clusters(snapshot, outbound)
+            shared = translation.generate_shared(
+                snapshot, proxy, outbound=outbound, clusters=clusters
+            )
+            own = translation.generate_own(snapshot, proxy, shared)
+        return PackedConfig(
+            version=snapshot.version,
+            own=pack_layer(own, snapshot.version),
+            shared=pack_layer(_as_proxy_config(clusters), snapshot.version),
+        )
+
+
+def _as_proxy_config(clusters: ClusterConfig) -> ProxyConfig:
+    return ProxyConfig(
+        resources={CLUSTER_TYPE: clusters.clusters, ENDPOINT_TYPE: clusters.endpoints}
+    )
+
+
+@contextmanager
+def _logged(what: str, snapshot: MeshSnapshot) -> Iterator[None]:
+    """Log an exception of ``what`` once, with the snapshot version, and re-raise it."""
+    try:
+        yield
+    except Exception:
+        _log.exception("%s at version %s failed", what, snapshot.version)
+        raise
 
 
 def _shared_future(work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:

@@ -1,27 +1,32 @@
 """Generated config packed for the wire: each resource as an ``Any`` with a content version.
 
-:func:`pack` turns the :class:`~services.pilot.core.model.ProxyConfig` that ``generate()``
-returned into a :class:`PackedConfig`: per type URL, resource name → :class:`PackedResource`
-(the ``Any`` and a version that is a hash of its serialized bytes, so equal content has an
-equal version across snapshots and Pilot restarts). Packing is the expensive part of a push
-after generation, so the generation cache packs the messages proxies share once
-(:func:`pack_all`) and :func:`pack` reuses them.
+A :class:`PackedLayer` holds resources (by type URL, then name) both as messages and packed:
+each an ``Any`` with a version that is a hash of its serialized bytes, so equal content has
+an equal version across snapshots and Pilot restarts. Packing is the expensive part of a
+push after generation, so a proxy's :class:`PackedConfig` is two layers: a *shared* one
+(outbound clusters and their load assignments, packed once and used by every proxy whose
+scopes plan the same clusters) and the proxy's *own* one (its listeners, routes, inbound
+and Mixer clusters), which wins where both hold a name. :func:`pack_layer` packs a
+:class:`~services.pilot.core.model.ProxyConfig` into a layer, reusing already packed
+messages (:func:`pack_all`).
 
 :meth:`PackedConfig.select` is what one watch of a proxy sees (a :class:`Selection`):
 everything of the type for a wildcard watch, else the named resources. A named endpoint
 assignment or route configuration that the config does not hold is answered with an empty
 one of that name (Envoy would otherwise keep a cluster or listener warming forever).
-Selections are memoized per type and names, since proxies of one scope share the config.
+Selections are memoized per layer, type and names: a watch that only sees the shared
+layer gets the selection (and the response template) every proxy of that layer shares.
 
-Packed values are immutable and safe to share between threads; the selection memo of a
-:class:`PackedConfig` is filled on the event loop thread only.
+Packed values are immutable and safe to share between threads; selection memos are
+filled on the event loop thread only.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import ChainMap
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -31,6 +36,8 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from services.pilot.core.model import ENDPOINT_TYPE, ROUTE_TYPE, TYPE_URLS, ProxyConfig
+
+_Key = tuple[str, frozenset[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,21 +53,41 @@ class Selection:
     """What one watch sees of a :class:`PackedConfig`: resources by name, in name order.
 
     ``versions`` maps each name to its content version. :meth:`sotw_response` is the
-    state-of-the-world response carrying them, built once and copied per stream (a copy is
-    far cheaper than packing a response of a thousand resources again).
+    state-of-the-world response carrying them. A selection made of a shared ``base`` and
+    this proxy's ``extra`` resources (names not in ``base``) builds its response from the
+    base's; any other keeps one response template, built once and copied per stream (a copy
+    is far cheaper than packing a response of a thousand resources again).
     """
 
-    __slots__ = ("_template", "resources", "type_url", "version", "versions")
+    __slots__ = ("_base", "_extra", "_template", "resources", "type_url", "version", "versions")
 
-    def __init__(self, type_url: str, version: str, resources: Mapping[str, PackedResource]):
+    def __init__(
+        self,
+        type_url: str,
+        version: str,
+        resources: Mapping[str, PackedResource],
+        *,
+        base: Selection | None = None,
+    ) -> None:
         self.type_url = type_url
         self.version = version
-        self.resources = MappingProxyType(dict(sorted(resources.items())))
-        self.versions = MappingProxyType({n: r.version for n, r in self.resources.items()})
+        self._base = base
+        merged = resources if base is None else {**base.resources, **resources}
+        self.resources: Mapping[str, PackedResource] = MappingProxyType(
+            dict(sorted(merged.items()))
+        )
+        self.versions: Mapping[str, str] = MappingProxyType(
+            {n: r.version for n, r in self.resources.items()}
+        )
+        self._extra = () if base is None else tuple(resources[n].packed for n in sorted(resources))
         self._template: discovery_pb2.DiscoveryResponse | None = None
 
     def sotw_response(self, nonce: str) -> discovery_pb2.DiscoveryResponse:
         """A ``DiscoveryResponse`` with every selected resource, this version and ``nonce``."""
+        if self._base is not None:
+            response = self._base.sotw_response(nonce)
+            response.resources.extend(self._extra)
+            return response
         if self._template is None:
             self._template = discovery_pb2.DiscoveryResponse(
                 version_info=self.version,
@@ -73,65 +100,130 @@ class Selection:
         return response
 
 
+class PackedLayer:
+    """Resources of one or more types, as messages and packed, with memoized selections."""
+
+    __slots__ = ("_selections", "messages", "resources", "version")
+
+    def __init__(
+        self,
+        version: str,
+        messages: Mapping[str, Mapping[str, Message]],
+        resources: Mapping[str, Mapping[str, PackedResource]],
+    ) -> None:
+        self.version = version
+        self.messages = messages
+        self.resources = resources
+        self._selections: dict[_Key, Selection] = {}
+
+    def of_type(self, type_url: str) -> Mapping[str, PackedResource]:
+        """The packed resources of one type (empty when none)."""
+        return self.resources.get(type_url, _NONE)
+
+    def select(self, type_url: str, names: frozenset[str] | None) -> Selection:
+        """This layer's view of a watch of ``names`` (``None``: wildcard); memoized."""
+        key = (type_url, names)
+        selection = self._selections.get(key)
+        if selection is None:
+            selection = Selection(type_url, self.version, _selected(self.of_type(type_url), key))
+            self._selections[key] = selection
+        return selection
+
+    def combined(
+        self, type_url: str, names: frozenset[str] | None, shared: PackedLayer
+    ) -> Selection:
+        """A watch's view of this layer over ``shared`` (this layer wins); memoized here."""
+        key = (type_url, names)
+        selection = self._selections.get(key)
+        if selection is None:
+            of_type = self.of_type(type_url)
+            mine = {n: r for n, r in of_type.items() if names is None or n in names}
+            base = shared.select(type_url, None if names is None else names - of_type.keys())
+            if base.resources.keys().isdisjoint(mine):
+                selection = Selection(type_url, self.version, mine, base=base)
+            else:
+                selection = Selection(type_url, self.version, {**base.resources, **mine})
+            self._selections[key] = selection
+        return selection
+
+
+_NONE: Mapping[str, PackedResource] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class PackedConfig:
     """A proxy's whole config at one snapshot version, packed (see the module docstring)."""
 
     version: str
-    config: ProxyConfig
-    resources: Mapping[str, Mapping[str, PackedResource]]
-    _selections: dict[tuple[str, frozenset[str] | None], Selection] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    own: PackedLayer
+    shared: PackedLayer | None = None
+
+    @property
+    def config(self) -> ProxyConfig:
+        """Every resource as a message (own ones first): for debug views."""
+        shared = self.shared.messages if self.shared is not None else {}
+        return ProxyConfig(
+            resources={
+                type_url: ChainMap(
+                    dict(self.own.messages.get(type_url, {})), dict(shared.get(type_url, {}))
+                )
+                for type_url in TYPE_URLS
+            }
+        )
 
     def select(self, type_url: str, names: Iterable[str] | None) -> Selection:
         """What a watch of ``names`` (``None``: wildcard) of ``type_url`` sees; memoized."""
-        key = (type_url, None if names is None else frozenset(names))
-        selection = self._selections.get(key)
-        if selection is None:
-            selection = Selection(type_url, self.version, self._selected(type_url, key[1]))
-            self._selections[key] = selection
-        return selection
-
-    def _selected(self, type_url: str, names: frozenset[str] | None) -> dict[str, PackedResource]:
-        of_type = self.resources.get(type_url, {})
-        if names is None:
-            return dict(of_type)
-        selected: dict[str, PackedResource] = {}
-        for name in names:
-            found = of_type.get(name)
-            if found is None:
-                found = _placeholder(type_url, name)
-            if found is not None:
-                selected[name] = found
-        return selected
+        wanted = None if names is None else frozenset(names)
+        shared = self.shared
+        if shared is None or _misses(shared.of_type(type_url), wanted):
+            return self.own.select(type_url, wanted)
+        own = self.own.of_type(type_url)
+        if _misses(own, wanted):
+            return shared.select(type_url, wanted)
+        return self.own.combined(type_url, wanted, shared)
 
 
-def pack(
+def _misses(of_type: Mapping[str, PackedResource], wanted: frozenset[str] | None) -> bool:
+    return not of_type or (wanted is not None and of_type.keys().isdisjoint(wanted))
+
+
+def _selected(of_type: Mapping[str, PackedResource], key: _Key) -> dict[str, PackedResource]:
+    type_url, names = key
+    if names is None:
+        return dict(of_type)
+    selected: dict[str, PackedResource] = {}
+    for name in names:
+        found = of_type.get(name)
+        if found is None:
+            found = _placeholder(type_url, name)
+        if found is not None:
+            selected[name] = found
+    return selected
+
+
+def pack_layer(
     config: ProxyConfig, version: str, *, reuse: Mapping[int, PackedResource] | None = None
-) -> PackedConfig:
-    """Pack every resource of ``config`` (generated at snapshot ``version``).
+) -> PackedLayer:
+    """Pack every resource of ``config`` (generated at snapshot ``version``) into a layer.
 
     ``reuse`` maps ``id(message)`` to an already packed message (see :func:`pack_all`):
     those messages are not packed again.
     """
     known = reuse or {}
     resources: dict[str, Mapping[str, PackedResource]] = {}
-    for type_url in TYPE_URLS:
+    for type_url, messages in config.resources.items():
         packed: dict[str, PackedResource] = {}
-        for name, message in config.of_type(type_url).items():
+        for name, message in messages.items():
             found = known.get(id(message))
             packed[name] = (
-                found
-                if found is not None and found.name == name
-                else (pack_resource(name, message))
+                found if found is not None and found.name == name else pack_resource(name, message)
             )
         resources[type_url] = MappingProxyType(packed)
-    return PackedConfig(version=version, config=config, resources=MappingProxyType(resources))
+    return PackedLayer(version, config.resources, MappingProxyType(resources))
 
 
 def pack_all(messages: Iterable[tuple[str, Message]]) -> Mapping[int, PackedResource]:
-    """Pack named messages, keyed by ``id(message)`` for :func:`pack`'s ``reuse``.
+    """Pack named messages, keyed by ``id(message)`` for :func:`pack_layer`'s ``reuse``.
 
     The caller must keep the messages alive as long as the result is used (ids are only
     unique among live objects).

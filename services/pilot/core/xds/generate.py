@@ -8,25 +8,35 @@ API (what the ADS server calls)::
     config = generate(snapshot, proxy)  # -> model.ProxyConfig, CDS/EDS/LDS/RDS by name
     scope_key(snapshot, proxy)          # equal keys -> equal complete ProxyConfig
     shared_key(snapshot, proxy)         # equal keys -> equal SharedConfig
-    refresh_endpoints(snapshot, proxy, earlier)  # SharedConfig after an endpoints-only change
+    outbound = outbound_scope(snapshot, proxy)  # .cluster_digest: equal -> equal ClusterConfig
+    clusters = generate_clusters(snapshot, outbound)
+    shared = generate_shared(snapshot, proxy, outbound=outbound, clusters=clusters)
+    own = generate_own(snapshot, proxy, shared)  # what generate() adds to shared
+    refresh_clusters(snapshot, clusters)         # ClusterConfig after an endpoints-only change
+    refresh_endpoints(snapshot, proxy, shared)   # SharedConfig after an endpoints-only change
     cache = SharedCache()               # thread-safe: cache.generate(snapshot, proxy)
     missing_clusters(config)            # route targets without a cluster (diagnostics)
 
-Two cache keys. :func:`scope_key` may key whole ProxyConfigs: it includes the proxy's
-own ports, so catalog v1 and v2 in one namespace get different keys (their inbound
-listeners differ). :func:`shared_key` keys only :class:`SharedConfig`, the part that
-proxies of one namespace and Sidecar share: outbound clusters, their EDS load
-assignments and the ``outbound_http`` routes (by far the biggest part). To share it,
-generate with ``generate(snapshot, proxy, shared=...)``, or let :class:`SharedCache` do
-it: ``SharedCache().generate`` has the signature of :func:`generate` and reuses the
-shared part of every proxy with the same :func:`shared_key`. Generated messages are
-never mutated afterwards; treat them as read-only.
+Three levels of sharing. :func:`scope_key` may key whole ProxyConfigs: it includes the
+proxy's own ports, so catalog v1 and v2 in one namespace get different keys (their inbound
+listeners differ). :func:`shared_key` keys :class:`SharedConfig`, what proxies of one
+namespace and Sidecar share: the ``outbound_http`` routes (their short host names depend
+on the namespace) and a :class:`ClusterConfig`: the outbound clusters and their EDS load
+assignments (by far the biggest part). That one depends on the namespace only through what
+the scope sees and which DestinationRule applies, so it is keyed by
+:attr:`OutboundScope.cluster_digest` and usually shared by every namespace of a mesh
+without Sidecars; its :class:`RouteMemo` also lets those namespaces share the routes built
+for each VirtualService. ``generate(snapshot, proxy, shared=...)`` reuses a shared part;
+``SharedCache().generate`` has the signature of :func:`generate` and reuses both levels.
+Generated messages are never mutated afterwards; treat them as read-only.
 
 After an endpoints-only change (``snapshot.change_from(previous) == "endpoints"``) the
-clusters and routes of a scope are unchanged: :func:`refresh_endpoints` turns the earlier
-snapshot's :class:`SharedConfig` into the new one by rebuilding only the load assignments
-of services whose endpoints changed, keeping every other message (the same objects, so their
-packed forms can be reused). Its result equals :func:`generate_shared` at the new snapshot.
+clusters and routes of a scope are unchanged: :func:`refresh_clusters` turns the earlier
+snapshot's :class:`ClusterConfig` into the new one by rebuilding only the load assignments
+of services whose endpoints changed, keeping every other message (the same objects, so
+their packed forms can be reused); :func:`refresh_endpoints` does the same for a
+:class:`SharedConfig`, keeping its routes. The results equal :func:`generate_shared` at the
+new snapshot.
 
 Mixer mode (MeshConfig ``mixerCheckServer``/``mixerReportServer``) adds the Mixer
 clusters, filters, access logs and inbound route policy of :mod:`.mixer_filters`.
@@ -45,8 +55,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TypeVar
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
@@ -65,7 +76,7 @@ from services.pilot.core.snapshot import MESH_GATEWAY, MeshSnapshot
 from services.pilot.core.xds import naming
 from services.pilot.core.xds.clusters import build_clusters, inbound_cluster
 from services.pilot.core.xds.endpoints import build_endpoints
-from services.pilot.core.xds.http_route import RouteContext
+from services.pilot.core.xds.http_route import RouteContext, RouteMemo
 from services.pilot.core.xds.listeners import (
     gateway_listeners,
     inbound_listener,
@@ -74,82 +85,153 @@ from services.pilot.core.xds.listeners import (
 )
 from services.pilot.core.xds.mixer_filters import mixer_plan
 from services.pilot.core.xds.peer_authn import inbound_mtls
-from services.pilot.core.xds.plan import PlannedCluster, plan_outbound
+from services.pilot.core.xds.plan import (
+    OutboundScope,
+    PlannedCluster,
+    outbound_scope,
+    plan_outbound,
+)
 from services.pilot.core.xds.problems import Problem, Problems, ProblemSink
 from services.pilot.core.xds.routes import (
     gateway_route_config,
     inbound_route_config,
     outbound_route_config,
 )
-from services.pilot.core.xds.scope import gateway_servers, proxy_scope, scope_key, shared_key
+from services.pilot.core.xds.scope import gateway_servers, scope_key, shared_key
 from services.pilot.core.xds.tls import secure_clusters, secure_inbound
 
 __all__ = [
+    "ClusterConfig",
+    "OutboundScope",
     "SharedCache",
     "SharedConfig",
     "generate",
+    "generate_clusters",
+    "generate_own",
     "generate_shared",
     "missing_clusters",
+    "outbound_scope",
+    "refresh_clusters",
     "refresh_endpoints",
     "scope_key",
     "shared_key",
 ]
 
+_V = TypeVar("_V")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SharedConfig:
-    """The scope-dependent output: shareable by every proxy with the same ``key``."""
+class ClusterConfig:
+    """Outbound clusters and their load assignments: shared by every scope that plans them.
+
+    ``key`` is the snapshot version and the :attr:`OutboundScope.cluster_digest` of the
+    scopes served. ``routes`` memoizes VirtualService routes for their route configs.
+    """
 
     key: str
     clusters: Mapping[str, Message]
     endpoints: Mapping[str, Message]
-    outbound_route: Message
     plan: Mapping[str, PlannedCluster]
     problems: tuple[Problem, ...]
+    routes: RouteMemo = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SharedConfig:
+    """The scope-dependent output: shareable by every proxy with the same ``key``.
+
+    ``outbound_route`` belongs to this scope; ``cluster_config`` may be shared with scopes
+    of other namespaces. ``problems`` holds both parts' problems.
+    """
+
+    key: str
+    outbound: OutboundScope
+    cluster_config: ClusterConfig
+    outbound_route: Message
+    problems: tuple[Problem, ...]
+
+    @property
+    def clusters(self) -> Mapping[str, Message]:
+        """The outbound clusters, by name."""
+        return self.cluster_config.clusters
+
+    @property
+    def endpoints(self) -> Mapping[str, Message]:
+        """The load assignments of the EDS clusters, by cluster name."""
+        return self.cluster_config.endpoints
+
+    @property
+    def plan(self) -> Mapping[str, PlannedCluster]:
+        """The planned outbound clusters the resources were built from."""
+        return self.cluster_config.plan
+
+
+def generate_clusters(
+    snapshot: MeshSnapshot, outbound: OutboundScope, *, report: ProblemSink | None = None
+) -> ClusterConfig:
+    """Outbound clusters and load assignments for every scope with ``outbound``'s digest."""
+    problems = Problems(report)
+    plan = plan_outbound(outbound, problems)
+    clusters = build_clusters(plan, snapshot.mesh, problems)
+    secure_clusters(clusters, plan, snapshot, outbound.tls, problems)
+    endpoints = build_endpoints(plan, problems)
+    return ClusterConfig(
+        key=f"{snapshot.version}|{outbound.cluster_digest}",
+        clusters=_frozen(clusters),
+        endpoints=_frozen(endpoints),
+        plan=MappingProxyType(plan),
+        problems=tuple(problems.found),
+        routes=RouteMemo(),
+    )
 
 
 def generate_shared(
-    snapshot: MeshSnapshot, proxy: Proxy, *, report: ProblemSink | None = None
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    *,
+    outbound: OutboundScope | None = None,
+    clusters: ClusterConfig | None = None,
+    report: ProblemSink | None = None,
 ) -> SharedConfig:
-    """Outbound clusters, endpoints and ``outbound_http`` routes for the proxy's scope."""
+    """Outbound clusters, endpoints and ``outbound_http`` routes for the proxy's scope.
+
+    ``outbound``, when given, must be ``outbound_scope(snapshot, proxy)``; ``clusters``
+    must come from :func:`generate_clusters` for a scope with its ``cluster_digest`` at
+    this snapshot. Both are computed when omitted.
+    """
+    if outbound is None:
+        outbound = outbound_scope(snapshot, proxy)
+    if clusters is None:
+        clusters = generate_clusters(snapshot, outbound, report=report)
     problems = Problems(report)
-    scope = proxy_scope(snapshot, proxy)
-    plan = plan_outbound(snapshot, scope, problems)
+    scope = outbound.scope
     context = RouteContext(
         snapshot=snapshot,
         gateway=MESH_GATEWAY,
         port=None,
         proxy_namespace=scope.namespace,
         proxy_labels=scope.labels,
-        clusters=plan,
+        clusters=clusters.plan,
     )
     outbound_route: Message = route_pb2.RouteConfiguration(name=naming.OUTBOUND_HTTP)
     with problems.guard(f"route configuration {naming.OUTBOUND_HTTP}"):
-        outbound_route = outbound_route_config(scope, context, problems)
-    clusters = build_clusters(plan, snapshot.mesh, problems)
-    secure_clusters(clusters, plan, snapshot, proxy, problems)
-    endpoints = build_endpoints(plan, problems)
+        outbound_route = outbound_route_config(scope, context, problems, memo=clusters.routes)
     return SharedConfig(
         key=scope.key,
-        clusters=_frozen(clusters),
-        endpoints=_frozen(endpoints),
+        outbound=outbound,
+        cluster_config=clusters,
         outbound_route=outbound_route,
-        plan=MappingProxyType(plan),
-        problems=tuple(problems.found),
+        problems=tuple(dict.fromkeys((*clusters.problems, *problems.found))),
     )
 
 
-def refresh_endpoints(
-    snapshot: MeshSnapshot,
-    proxy: Proxy,
-    earlier: SharedConfig,
-    *,
-    report: ProblemSink | None = None,
-) -> SharedConfig:
+def refresh_clusters(
+    snapshot: MeshSnapshot, earlier: ClusterConfig, *, report: ProblemSink | None = None
+) -> ClusterConfig:
     """``earlier`` with the endpoints of ``snapshot`` (see the module docstring).
 
-    ``earlier`` must come from :func:`generate_shared` (or this function) for a proxy with
-    the same scope at a snapshot whose ``config_digest`` equals ``snapshot``'s.
+    ``earlier`` must come from :func:`generate_clusters` (or this function) at a snapshot
+    whose ``config_digest`` equals ``snapshot``'s.
     """
     problems = Problems(report)
     plan: dict[str, PlannedCluster] = {}
@@ -162,13 +244,36 @@ def refresh_endpoints(
         return earlier.endpoints.get(name) if earlier.plan[name] is planned else None
 
     endpoints = build_endpoints(plan, problems, reuse=unchanged)
-    return SharedConfig(
-        key=shared_key(snapshot, proxy),
+    return ClusterConfig(
+        key=f"{snapshot.version}|{earlier.key.partition('|')[2]}",
         clusters=earlier.clusters,
         endpoints=_frozen(endpoints),
-        outbound_route=earlier.outbound_route,
         plan=MappingProxyType(plan),
         problems=tuple(dict.fromkeys((*earlier.problems, *problems.found))),
+        routes=RouteMemo(),
+    )
+
+
+def refresh_endpoints(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    earlier: SharedConfig,
+    *,
+    clusters: ClusterConfig | None = None,
+    report: ProblemSink | None = None,
+) -> SharedConfig:
+    """``earlier`` (same scope, equal config) with the endpoints of ``snapshot``.
+
+    The route configuration is kept; ``clusters``, when given, must be
+    ``refresh_clusters(snapshot, earlier.cluster_config)`` (computed when omitted).
+    """
+    if clusters is None:
+        clusters = refresh_clusters(snapshot, earlier.cluster_config, report=report)
+    return replace(
+        earlier,
+        key=shared_key(snapshot, proxy),
+        cluster_config=clusters,
+        problems=tuple(dict.fromkeys((*clusters.problems, *earlier.problems))),
     )
 
 
@@ -186,10 +291,36 @@ def generate(
     """
     if shared is None:
         shared = generate_shared(snapshot, proxy, report=report)
+    own = generate_own(snapshot, proxy, shared, report=report)
+    return ProxyConfig(
+        resources=MappingProxyType(
+            {
+                CLUSTER_TYPE: _frozen({**shared.clusters, **own.of_type(CLUSTER_TYPE)}),
+                ENDPOINT_TYPE: shared.endpoints,
+                LISTENER_TYPE: own.of_type(LISTENER_TYPE),
+                ROUTE_TYPE: own.of_type(ROUTE_TYPE),
+            }
+        )
+    )
+
+
+def generate_own(
+    snapshot: MeshSnapshot,
+    proxy: Proxy,
+    shared: SharedConfig,
+    *,
+    report: ProblemSink | None = None,
+) -> ProxyConfig:
+    """What :func:`generate` adds to ``shared``: the proxy's own resources.
+
+    Clusters: Mixer's and the inbound ones (they replace shared clusters of the same name);
+    listeners and routes: all of them (``outbound_http`` is ``shared.outbound_route``, the
+    same message); no endpoints (they are all in ``shared``).
+    """
     problems = Problems(report)
     mixer = mixer_plan(snapshot)
     mixer.report(problems)
-    clusters: dict[str, Message] = {**shared.clusters, **mixer.clusters}
+    clusters: dict[str, Message] = dict(mixer.clusters)
     listeners: dict[str, Message] = {}
     routes: dict[str, Message] = {}
     peer_mtls = inbound_mtls(snapshot, proxy) if proxy.tls else None
@@ -234,7 +365,6 @@ def generate(
         resources=MappingProxyType(
             {
                 CLUSTER_TYPE: _frozen(clusters),
-                ENDPOINT_TYPE: shared.endpoints,
                 LISTENER_TYPE: _frozen(listeners),
                 ROUTE_TYPE: _frozen(routes),
             }
@@ -245,9 +375,11 @@ def generate(
 class SharedCache:
     """A thread-safe memo of :func:`generate_shared` by :func:`shared_key`.
 
-    Keys include the snapshot version, so entries of old snapshots are simply never hit
-    again; the oldest entries are dropped beyond ``max_entries``. Two threads missing the
-    same key may both generate it (the results are equal); the first one stored wins.
+    Cluster parts are memoized too, by version and cluster digest, so scopes of several
+    namespaces that plan the same clusters share them (and their route memo). Keys include
+    the snapshot version, so entries of old snapshots are simply never hit again; the
+    oldest entries are dropped beyond ``max_entries``. Two threads missing the same key may
+    both generate it (the results are equal); the first one stored wins.
     """
 
     def __init__(self, *, max_entries: int = 256, report: ProblemSink | None = None) -> None:
@@ -257,24 +389,39 @@ class SharedCache:
         self._report = report
         self._lock = threading.Lock()
         self._entries: dict[str, SharedConfig] = {}
+        self._clusters: dict[str, ClusterConfig] = {}
 
     def shared(self, snapshot: MeshSnapshot, proxy: Proxy) -> SharedConfig:
         """The shared part for ``proxy``, generated once per :func:`shared_key`."""
         key = shared_key(snapshot, proxy)
-        with self._lock:
-            found = self._entries.get(key)
+        found = self._lookup(self._entries, key)
         if found is not None:
             return found
-        made = generate_shared(snapshot, proxy, report=self._report)
-        with self._lock:
-            kept = self._entries.setdefault(key, made)
-            while len(self._entries) > self._max_entries:
-                del self._entries[next(iter(self._entries))]
-        return kept
+        outbound = outbound_scope(snapshot, proxy)
+        cluster_key = f"{snapshot.version}|{outbound.cluster_digest}"
+        clusters = self._lookup(self._clusters, cluster_key)
+        if clusters is None:
+            made = generate_clusters(snapshot, outbound, report=self._report)
+            clusters = self._store(self._clusters, cluster_key, made)
+        shared = generate_shared(
+            snapshot, proxy, outbound=outbound, clusters=clusters, report=self._report
+        )
+        return self._store(self._entries, key, shared)
 
     def generate(self, snapshot: MeshSnapshot, proxy: Proxy) -> ProxyConfig:
         """:func:`generate`, reusing the cached shared part."""
         return generate(snapshot, proxy, shared=self.shared(snapshot, proxy), report=self._report)
+
+    def _lookup(self, entries: dict[str, _V], key: str) -> _V | None:
+        with self._lock:
+            return entries.get(key)
+
+    def _store(self, entries: dict[str, _V], key: str, made: _V) -> _V:
+        with self._lock:
+            kept = entries.setdefault(key, made)
+            while len(entries) > self._max_entries:
+                del entries[next(iter(entries))]
+        return kept
 
 
 def missing_clusters(config: ProxyConfig) -> frozenset[str]:

@@ -11,6 +11,9 @@ default policy when unset, none for ``attempts: 0``), fault and CORS as
 ``typed_per_filter_config``, mirroring, header manipulation, and the consistent-hash key
 of the destination's DestinationRule. Pure functions; one bad rule is skipped and
 reported by the caller's :class:`~services.pilot.core.xds.problems.Problems`.
+
+:class:`RouteMemo` reuses the routes of a VirtualService between scopes that share one
+cluster plan (they differ only where a match names the source namespace or labels).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from services.pilot.core.registry import fqdn
 from services.pilot.core.snapshot import BoundVirtualService, MeshSnapshot, gateway_key
 from services.pilot.core.xds import naming, protos
 from services.pilot.core.xds.plan import PlannedCluster
-from services.pilot.core.xds.problems import Problems
+from services.pilot.core.xds.problems import Problem, Problems
 from services.pilot.core.xds.route_policies import (
     cors_policy,
     fault_filter,
@@ -59,6 +62,56 @@ class RouteContext:
     proxy_namespace: str
     proxy_labels: Mapping[str, str]
     clusters: Mapping[str, PlannedCluster]
+
+
+class RouteMemo:
+    """Routes of VirtualServices already built for one snapshot and one cluster plan.
+
+    :meth:`routes` is :func:`virtual_service_routes` with a memo. The routes of a
+    VirtualService depend on the gateway and listener port, the plan (hash policies), and
+    the proxy's namespace or labels only when one of its matches names ``sourceNamespace``
+    or ``sourceLabels``; the memo key holds exactly that, so every context given to one memo
+    must share its snapshot and ``clusters``. Problems found while building are kept and
+    replayed into each caller's collector. Thread-safe: two threads may build one entry at
+    once (the results are equal; one is kept). The returned lists are shared: read-only.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[object, ...], _Memoized] = {}
+
+    def routes(
+        self, bound: BoundVirtualService, context: RouteContext, problems: Problems
+    ) -> list[rc.Route]:
+        """:func:`virtual_service_routes` of ``bound`` in ``context``, built once per key."""
+        matches = [match for rule in bound.spec.http for match in rule.match]
+        key = (
+            id(bound),
+            context.gateway,
+            context.port,
+            context.proxy_namespace if any(m.source_namespace for m in matches) else None,
+            tuple(sorted(context.proxy_labels.items()))
+            if any(m.source_labels for m in matches)
+            else None,
+        )
+        found = self._entries.get(key)
+        if found is None:
+            local = Problems(_keep)
+            built = virtual_service_routes(bound, context, local)
+            found = self._entries.setdefault(key, _Memoized(bound, built, tuple(local.found)))
+        for problem in found.problems:
+            problems.add(problem)
+        return found.routes
+
+
+@dataclass(frozen=True, slots=True)
+class _Memoized:
+    bound: BoundVirtualService  # holds the object alive, so its id in the key stays unique
+    routes: list[rc.Route]
+    problems: tuple[Problem, ...]
+
+
+def _keep(problem: Problem) -> None:
+    """A sink for problems that are replayed into another collector later."""
 
 
 def virtual_service_routes(

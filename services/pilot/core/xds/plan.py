@@ -4,22 +4,29 @@ One :class:`PlannedCluster` per visible service port (``outbound|port||host``) a
 DestinationRule subset (``outbound|port|subset|host``), with the traffic policy Istio
 would apply (``MergeTrafficPolicy``: subset fields override the host-wide ones, and a
 matching ``portLevelSettings`` entry replaces all four policy parts, not merging them).
-CDS, EDS and RDS are all derived from the same plan, so they always agree. Pure
+CDS, EDS and RDS are all derived from the same plan, so they always agree.
+
+:func:`outbound_scope` pairs a proxy's scope with the DestinationRule chosen for each
+visible service and names the result with :attr:`OutboundScope.cluster_digest`: scopes of
+different namespaces (or Sidecars) that see the same services under the same rules plan the
+same clusters, so the clusters and their endpoints can be built once for all of them. Pure
 functions; values are immutable.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from services.pilot.core.model import Proxy
 from services.pilot.core.registry import Service, ServicePort
 from services.pilot.core.snapshot import DestinationPolicy, MeshSnapshot
 from services.pilot.core.xds import naming
 from services.pilot.core.xds.problems import Problems
-from services.pilot.core.xds.scope import ProxyScope
+from services.pilot.core.xds.scope import ProxyScope, proxy_scope
 from shared.config.networking_destinationrule import (
     ClientTLSSettings,
     ConnectionPoolSettings,
@@ -81,18 +88,44 @@ def effective_policy(
     )
 
 
-def plan_outbound(
-    snapshot: MeshSnapshot, scope: ProxyScope, problems: Problems
-) -> dict[str, PlannedCluster]:
+@dataclass(frozen=True, slots=True)
+class OutboundScope:
+    """A proxy's scope, the DestinationRule of each visible service, and what they plan.
+
+    ``rules[i]`` applies to ``scope.services[i]``. ``cluster_digest`` is equal for two
+    outbound scopes of one snapshot exactly when they plan equal clusters: it names the
+    visible services, their rules and whether the proxy originates mutual TLS.
+    """
+
+    scope: ProxyScope
+    rules: tuple[DestinationPolicy | None, ...]
+    tls: bool
+    cluster_digest: str
+
+
+def outbound_scope(snapshot: MeshSnapshot, proxy: Proxy) -> OutboundScope:
+    """``proxy``'s scope with the DestinationRule Istio picks for each visible service."""
+    scope = proxy_scope(snapshot, proxy)
+    rules = tuple(
+        snapshot.destination_rule(
+            service.hostname, proxy_namespace=scope.namespace, service_namespace=service.namespace
+        )
+        for service in scope.services
+    )
+    identity = hashlib.sha256(b"tls" if proxy.tls else b"plain")
+    for service, rule in zip(scope.services, rules, strict=True):
+        chosen = "-" if rule is None else f"{rule.namespace}/{rule.host}"
+        identity.update(f"|{service.hostname}={chosen}".encode())
+    return OutboundScope(
+        scope=scope, rules=rules, tls=proxy.tls, cluster_digest=identity.hexdigest()[:16]
+    )
+
+
+def plan_outbound(outbound: OutboundScope, problems: Problems) -> dict[str, PlannedCluster]:
     """Every outbound cluster of a scope, by name, in service then port order."""
     planned: dict[str, PlannedCluster] = {}
-    for service in scope.services:
+    for service, rule in zip(outbound.scope.services, outbound.rules, strict=True):
         with problems.guard(service.source or service.hostname):
-            rule = snapshot.destination_rule(
-                service.hostname,
-                proxy_namespace=scope.namespace,
-                service_namespace=service.namespace,
-            )
             for cluster in _service_clusters(service, rule):
                 planned.setdefault(cluster.name, cluster)
     return planned

@@ -38,6 +38,7 @@ from services.pilot.core.snapshot import BoundVirtualService, is_exported
 from services.pilot.core.xds import naming
 from services.pilot.core.xds.http_route import (
     RouteContext,
+    RouteMemo,
     default_route,
     is_catch_all,
     virtual_service_routes,
@@ -49,9 +50,18 @@ _BAD_GATEWAY = 502
 
 
 def outbound_route_config(
-    scope: ProxyScope, context: RouteContext, problems: Problems
+    scope: ProxyScope,
+    context: RouteContext,
+    problems: Problems,
+    *,
+    memo: RouteMemo | None = None,
 ) -> route_pb2.RouteConfiguration:
-    """The ``outbound_http`` route configuration of a scope."""
+    """The ``outbound_http`` route configuration of a scope.
+
+    ``memo``, when given, supplies VirtualService routes built for another scope with the
+    same snapshot and cluster plan (see :class:`RouteMemo`).
+    """
+    build = memo.routes if memo is not None else virtual_service_routes
     claims = _claims(scope)
     used: set[str] = set()
     hosts: list[rc.VirtualHost] = []
@@ -65,7 +75,7 @@ def outbound_route_config(
                 port_context = replace(context, port=port.number)
                 bound = claims.get(service.hostname)
                 routes = (
-                    virtual_service_routes(bound, port_context, problems)
+                    build(bound, port_context, problems)
                     if bound is not None
                     else [default_route(_cluster(service, port), port_context)]
                 )
@@ -81,7 +91,7 @@ def outbound_route_config(
         with problems.guard(f"{bound.resource.ref} host {host}"):
             domains = _unused([host] if host.startswith("*") else [host, f"{host}:*"], used)
             if domains:
-                routes = virtual_service_routes(bound, replace(context, port=None), problems)
+                routes = build(bound, replace(context, port=None), problems)
                 hosts.append(rc.VirtualHost(name=host, domains=domains, routes=routes))
     if "*" not in used:
         hosts.append(_catch_all(scope.allow_any))

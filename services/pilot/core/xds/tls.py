@@ -49,7 +49,6 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
-from services.pilot.core.model import Proxy
 from services.pilot.core.snapshot import MeshSnapshot
 from services.pilot.core.xds import protos
 from services.pilot.core.xds.peer_authn import PeerMode
@@ -113,10 +112,13 @@ def secure_clusters(
     clusters: MutableMapping[str, cluster_pb2.Cluster],
     plan: Mapping[str, PlannedCluster],
     snapshot: MeshSnapshot,
-    proxy: Proxy,
+    originates_mtls: bool,
     problems: Problems,
 ) -> None:
-    """Add client TLS to the planned clusters in ``clusters`` (see the module docstring)."""
+    """Add client TLS to the planned clusters in ``clusters`` (see the module docstring).
+
+    ``originates_mtls``: the proxy has a workload identity (``Proxy.tls``).
+    """
     mesh = snapshot.mesh
     entry_sans = {
         entry.ref: entry.spec.subject_alt_names
@@ -139,7 +141,7 @@ def secure_clusters(
         mode = client_mode(settings, mesh)
         if mode == "PLAINTEXT":
             continue
-        if not proxy.tls:
+        if not originates_mtls:
             if mode == "ISTIO_MUTUAL":
                 problems.note(
                     where,
