@@ -4,7 +4,8 @@
 it subscribes to every cluster and listener, then to the EDS assignments of the EDS
 clusters it received and the RDS route configurations its HTTP connection managers name,
 and ACKs every response (or NACKs it when ``reject`` returns an error message, keeping what
-it accepted before). When the stream fails it reconnects with backoff and resumes the way
+it accepted before; SotW CDS and LDS responses replace what it holds, EDS and RDS ones add
+to it, as in Envoy). When the stream fails it reconnects with backoff and resumes the way
 Envoy does (SotW: ``version_info`` of what it holds; delta: ``initial_resource_versions``).
 As Envoy, it asks for listeners only once the clusters and their endpoints arrived. It
 records every accepted response (:attr:`SimulatedProxy.history`, with monotonic
@@ -246,7 +247,8 @@ class SimulatedProxy:
                 versions.pop(name, None)
         else:
             version = response.version_info
-            held.clear()
+            if type_url in (CLUSTER_TYPE, LISTENER_TYPE):  # EDS and RDS responses add up
+                held.clear()
             held.update({_name(type_url, packed): packed for packed in response.resources})
         self.versions[type_url] = version
         self._fresh.add(type_url)

@@ -26,11 +26,11 @@ from typing import TypeVar
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf.message import Message
 
-from services.pilot.core.ads.connection import Connection
+from services.pilot.core.ads.connection import Connection, Response
 from services.pilot.core.ads.delta import DeltaConnection
 from services.pilot.core.ads.errors import ConnectionClosedError, StreamRequestError
+from services.pilot.core.ads.resources import EncodedResponse
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 
@@ -41,6 +41,7 @@ _STATUS_OF: Mapping[type[StreamRequestError], grpc.StatusCode] = {
     StreamRequestError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
+_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 _Request = TypeVar("_Request", discovery_pb2.DiscoveryRequest, discovery_pb2.DeltaDiscoveryRequest)
 
 
@@ -54,7 +55,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncIterator[Response]:
         """Serve one state-of-the-world stream until the client leaves or errs."""
         async for response in _serve(self._discovery, request_iterator, context, SotwConnection):
             yield response
@@ -63,17 +64,40 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self,
         request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncIterator[Response]:
         """Serve one delta stream until the client leaves or errs."""
         async for response in _serve(self._discovery, request_iterator, context, DeltaConnection):
             yield response
 
 
 def register(server: grpc.aio.Server, discovery: DiscoveryServer) -> AdsServicer:
-    """Add an :class:`AdsServicer` for ``discovery`` to ``server`` (not yet started)."""
+    """Add an :class:`AdsServicer` for ``discovery`` to ``server`` (not yet started).
+
+    As the generated ``add_AggregatedDiscoveryServiceServicer_to_server``, except that
+    responses the core already encoded go to the wire as they are.
+    """
     servicer = AdsServicer(discovery)
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(servicer, server)
+    handlers = {
+        "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamAggregatedResources,
+            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            response_serializer=_wire,
+        ),
+        "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            servicer.DeltaAggregatedResources,
+            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            response_serializer=_wire,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
     return servicer
+
+
+def _wire(response: Response) -> bytes:
+    """A response's bytes: an encoded one's payload, a message serialized."""
+    if isinstance(response, EncodedResponse):
+        return response.payload
+    return response.SerializeToString()
 
 
 async def _serve(
@@ -81,7 +105,7 @@ async def _serve(
     requests: AsyncIterator[_Request],
     context: grpc.aio.ServicerContext,
     kind: type[Connection[_Request]],
-) -> AsyncIterator[Message]:
+) -> AsyncIterator[Response]:
     """One stream: open its connection, read requests, yield responses, map errors."""
     first = await anext(requests, None)
     if first is None:

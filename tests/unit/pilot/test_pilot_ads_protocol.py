@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.pilot.core.ads.connection import Connection
 from services.pilot.core.ads.delta import DeltaConnection
 from services.pilot.core.ads.errors import BadNodeError, UnknownTypeError
+from services.pilot.core.ads.resources import EncodedResponse
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 from services.pilot.core.config_store import ConfigRejectedError, ConfigStore, pilot_collections
@@ -34,6 +35,7 @@ from services.pilot.core.model import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
     LISTENER_TYPE,
+    META_INBOUND,
     META_OUTBOUND_PORT,
     ROUTE_TYPE,
 )
@@ -219,7 +221,9 @@ def delta(
 
 
 async def respond(connection: Connection[Any]) -> Any:
-    return await asyncio.wait_for(connection.next_response(), WAIT_S)
+    """The next response as the client parses it off the wire."""
+    response = await asyncio.wait_for(connection.next_response(), WAIT_S)
+    return response.decode() if isinstance(response, EncodedResponse) else response
 
 
 async def assert_silent(connection: Connection[Any]) -> None:
@@ -286,6 +290,25 @@ async def test_sotw_answers_each_subscription_with_what_it_names(pilot: Pilot) -
     assert {w.acked_version for w in status.watches.values()} == {version}
 
 
+async def test_sotw_proxy_with_an_inbound_port_gets_the_shared_and_its_own_resources(
+    pilot: Pilot,
+) -> None:
+    version = await pilot.load(BASE)
+    inbound = {"port": 18081, "app_port": 28081, "service": "catalog.shop.svc.cluster.local"}
+    own_node = node("sidecar~127.0.0.1~catalog-1.shop~shop.svc.cluster.local")
+    own_node.metadata.update({META_INBOUND: [inbound]})
+    connection = pilot.server.connect(own_node, peer="test", kind=SotwConnection)
+
+    responses = await subscribe_all(connection)
+
+    clusters = names(responses[CLUSTER_TYPE])
+    assert {CATALOG, RATINGS, "inbound|18081||catalog.shop.svc.cluster.local"} <= set(clusters)
+    assert len(set(clusters)) == len(clusters)
+    assert responses[CLUSTER_TYPE].version_info == version
+    assert {"outbound_http", "inbound|18081"} <= set(names(responses[LISTENER_TYPE]))
+    assert connection.status().in_sync
+
+
 async def test_sotw_names_change_gets_a_response_and_unknown_names_get_empty_ones(
     pilot: Pilot,
 ) -> None:
@@ -331,10 +354,13 @@ async def test_full_push_sends_every_watched_type_in_cds_eds_lds_rds_order(pilot
     pushed = [await respond(connection) for _ in range(4)]
     assert [r.type_url for r in pushed] == [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]
     assert {r.version_info for r in pushed} == {version}
+    assert names(pushed[1]) == [CATALOG, RATINGS]  # with a CDS update: every assignment
     assert pilot.metric("pilot.xds.pushes", type="rds", protocol="sotw") == 2
 
 
-async def test_endpoint_change_pushes_only_eds(pilot: Pilot) -> None:
+async def test_endpoint_change_pushes_only_eds_with_only_the_changed_assignments(
+    pilot: Pilot,
+) -> None:
     await pilot.load(BASE)
     connection = pilot.connect(SotwConnection)
     await subscribe_all(connection)
@@ -345,7 +371,7 @@ async def test_endpoint_change_pushes_only_eds(pilot: Pilot) -> None:
 
     pushed = await respond(connection)
     assert (pushed.type_url, pushed.version_info) == (ENDPOINT_TYPE, version)
-    assert endpoint_ports(pushed) == [18091, 18084]
+    assert endpoint_ports(pushed) == [18091]  # SotW EDS is incremental: ratings is unchanged
     connection.handle(sotw(ENDPOINT_TYPE, [CATALOG, RATINGS], nonce=pushed.nonce))
     await assert_silent(connection)
     watches = connection.status().watches

@@ -35,7 +35,7 @@ from google.protobuf.message import Message
 
 from services.pilot.core.ads.errors import ConnectionClosedError, UnknownTypeError
 from services.pilot.core.ads.metrics import AdsMetrics, short_type
-from services.pilot.core.ads.resources import PackedConfig
+from services.pilot.core.ads.resources import EncodedResponse, PackedConfig
 from services.pilot.core.ads.watch import Nack, Watch, WatchStatus
 from services.pilot.core.model import (
     CLUSTER_TYPE,
@@ -90,6 +90,8 @@ class ConnectionStatus:
 
 
 RequestT = TypeVar("RequestT", bound=Message)
+Response = Message | EncodedResponse
+"""What a connection sends: a response message, or a SotW response already encoded."""
 
 
 class Connection(ABC, Generic[RequestT]):
@@ -105,7 +107,7 @@ class Connection(ABC, Generic[RequestT]):
         self.watches: dict[str, Watch] = {}
         self._hub = hub
         self._pending: set[str] = set()
-        self._outbox: deque[Message] = deque()
+        self._outbox: deque[Response] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self._version: str | None = None
@@ -113,13 +115,15 @@ class Connection(ABC, Generic[RequestT]):
         self._generation_error: str | None = None
         self._push_started: float | None = None
         self._push_sent = False
+        self.built_this_round: set[str] = set()
+        """Types already answered in the round of responses being built (CDS first)."""
 
     @abstractmethod
     def handle(self, request: RequestT) -> None:
         """Apply one request of the stream; raise :class:`StreamRequestError` to end it."""
 
     @abstractmethod
-    def _build(self, watch: Watch, config: PackedConfig) -> Message | None:
+    def _build(self, watch: Watch, config: PackedConfig) -> Response | None:
         """The response bringing ``watch`` up to ``config``, or None if nothing is new."""
 
     def push(self, *, full: bool, started: float) -> None:
@@ -136,7 +140,7 @@ class Connection(ABC, Generic[RequestT]):
         self._closed = True
         self._wake.set()
 
-    async def next_response(self) -> Message:
+    async def next_response(self) -> Response:
         """The next response to send; waits until there is one.
 
         Raises :class:`ConnectionClosedError` once the connection is closed.
@@ -158,12 +162,14 @@ class Connection(ABC, Generic[RequestT]):
             if config is None or self._closed:
                 continue
             self._version = config.version
+            self.built_this_round = set()
             for type_url in TYPE_URLS:
                 watch = self.watches.get(type_url)
                 if type_url not in types or watch is None:
                     continue
                 response = self._build(watch, config)
                 if response is not None:
+                    self.built_this_round.add(type_url)
                     self._outbox.append(response)
                     self._push_sent = True
                     self._hub.metrics.pushes.add(

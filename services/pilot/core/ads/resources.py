@@ -49,17 +49,38 @@ class PackedResource:
     packed: any_pb2.Any
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedResponse:
+    """A state-of-the-world ``DiscoveryResponse`` already in wire form.
+
+    ``payload`` is the serialized response: a selection's bytes, shared by every stream
+    that sends them, followed by this response's own fields (its nonce, a proxy's extra
+    resources). In the protobuf wire format concatenated messages parse as their merge
+    (repeated fields append), so the payload is one valid ``DiscoveryResponse``.
+    """
+
+    type_url: str
+    version_info: str
+    nonce: str
+    payload: bytes
+
+    def decode(self) -> discovery_pb2.DiscoveryResponse:
+        """The response as a message (tests and debugging; the wire takes ``payload``)."""
+        return discovery_pb2.DiscoveryResponse.FromString(self.payload)
+
+
 class Selection:
     """What one watch sees of a :class:`PackedConfig`: resources by name, in name order.
 
     ``versions`` maps each name to its content version. :meth:`sotw_response` is the
-    state-of-the-world response carrying them. A selection made of a shared ``base`` and
-    this proxy's ``extra`` resources (names not in ``base``) builds its response from the
-    base's; any other keeps one response template, built once and copied per stream (a copy
-    is far cheaper than packing a response of a thousand resources again).
+    state-of-the-world response carrying them, encoded: a selection serializes its
+    resources once, and every stream's response is those bytes plus its nonce (serializing
+    a response of a thousand resources per stream was most of a push's cost). A selection
+    made of a shared ``base`` and a proxy's own resources (names not in ``base``) reuses the
+    base's bytes and appends its own.
     """
 
-    __slots__ = ("_base", "_extra", "_template", "resources", "type_url", "version", "versions")
+    __slots__ = ("_base", "_extra", "_payload", "resources", "type_url", "version", "versions")
 
     def __init__(
         self,
@@ -80,24 +101,44 @@ class Selection:
             {n: r.version for n, r in self.resources.items()}
         )
         self._extra = () if base is None else tuple(resources[n].packed for n in sorted(resources))
-        self._template: discovery_pb2.DiscoveryResponse | None = None
+        self._payload: bytes | None = None
 
-    def sotw_response(self, nonce: str) -> discovery_pb2.DiscoveryResponse:
-        """A ``DiscoveryResponse`` with every selected resource, this version and ``nonce``."""
+    def sotw_response(self, nonce: str) -> EncodedResponse:
+        """The response with every selected resource, this version and ``nonce``."""
+        tail = discovery_pb2.DiscoveryResponse(nonce=nonce, resources=self._extra)
+        payload = self._shared_payload() + tail.SerializeToString(deterministic=True)
+        return EncodedResponse(self.type_url, self.version, nonce, payload)
+
+    def _shared_payload(self) -> bytes:
+        """The serialized response without nonce: the base's, or this selection's own."""
         if self._base is not None:
-            response = self._base.sotw_response(nonce)
-            response.resources.extend(self._extra)
-            return response
-        if self._template is None:
-            self._template = discovery_pb2.DiscoveryResponse(
+            return self._base._shared_payload()
+        if self._payload is None:
+            self._payload = discovery_pb2.DiscoveryResponse(
                 version_info=self.version,
                 type_url=self.type_url,
                 resources=[resource.packed for resource in self.resources.values()],
-            )
-        response = discovery_pb2.DiscoveryResponse()
-        response.CopyFrom(self._template)
-        response.nonce = nonce
-        return response
+            ).SerializeToString(deterministic=True)
+        return self._payload
+
+    def sotw_changes(self, nonce: str, known: Mapping[str, str]) -> EncodedResponse:
+        """Like :meth:`sotw_response`, with only the resources whose version is not ``known``.
+
+        Only for types whose SotW responses are incremental (EDS, RDS): a client keeps the
+        resources a response leaves out.
+        """
+        response = discovery_pb2.DiscoveryResponse(
+            version_info=self.version,
+            type_url=self.type_url,
+            nonce=nonce,
+            resources=[
+                resource.packed
+                for name, resource in self.resources.items()
+                if known.get(name) != resource.version
+            ],
+        )
+        payload = response.SerializeToString(deterministic=True)
+        return EncodedResponse(self.type_url, self.version, nonce, payload)
 
 
 class PackedLayer:

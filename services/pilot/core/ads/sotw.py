@@ -13,7 +13,11 @@ Requests, per type URL:
   ``resource_names`` on it (EDS after CDS, RDS after LDS) get a response.
 
 A response carries every resource the watch sees, ``version_info`` = the snapshot version
-and a fresh nonce. A full push sends every watched type at the new version (as Istio does,
+and a fresh nonce; except that an EDS response to the same names, when no CDS response
+went out with it (an endpoint-only push), carries only the load assignments that changed,
+as Istio's incremental EDS does: SotW EDS is incremental (Envoy keeps the assignments a
+response leaves out), while after a CDS update Envoy's re-created clusters need them all.
+A full push sends every watched type at the new version (as Istio does,
 so every type's ACKed version tells whether the proxy is current), except that content
 Envoy rejected is never sent again: a type whose last response was NACKed is only sent
 when its content changes. A response that would repeat the same content at the same
@@ -27,8 +31,9 @@ import logging
 from envoy.service.discovery.v3 import discovery_pb2
 
 from services.pilot.core.ads.connection import WILDCARD_TYPES, Connection, error_text
-from services.pilot.core.ads.resources import PackedConfig
+from services.pilot.core.ads.resources import EncodedResponse, PackedConfig
 from services.pilot.core.ads.watch import Watch
+from services.pilot.core.model import CLUSTER_TYPE, ENDPOINT_TYPE
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +74,7 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest]):
             watch.must_respond = True
             self._mark((type_url,))
 
-    def _build(self, watch: Watch, config: PackedConfig) -> discovery_pb2.DiscoveryResponse | None:
+    def _build(self, watch: Watch, config: PackedConfig) -> EncodedResponse | None:
         selection = config.select(watch.type_url, watch.interest())
         rejected = watch.last_nack is not None and watch.last_nack.nonce == watch.sent_nonce
         if (
@@ -78,6 +83,16 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest]):
             and (rejected or watch.sent_version == config.version)
         ):
             return None
+        incremental = (
+            watch.type_url == ENDPOINT_TYPE
+            and watch.sent_nonce is not None
+            and not watch.must_respond
+            and CLUSTER_TYPE not in self.built_this_round
+            and selection.versions.keys() == watch.known.keys()
+        )
+        known = watch.known
         nonce = self._hub.next_nonce()
         watch.record_sent(config.version, nonce, selection.versions)
+        if incremental:
+            return selection.sotw_changes(nonce, known)
         return selection.sotw_response(nonce)
