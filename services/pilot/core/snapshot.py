@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -203,8 +203,8 @@ class MeshSnapshot:
     ) -> DestinationPolicy | None:
         """The merged DestinationRule that applies to ``host`` for a proxy, or None."""
         default = self.mesh.default_destination_rule_export_to
-        path = [proxy_namespace, service_namespace, self.mesh.root_namespace, *self._rules]
-        for namespace in dict.fromkeys(path):
+        first = (proxy_namespace, service_namespace, self.mesh.root_namespace)
+        for namespace in _unique(first, self._rules):
             table = self._rules.get(namespace)
             rule = table.lookup(host) if table is not None else None
             if rule is not None and (
@@ -221,6 +221,18 @@ class MeshSnapshot:
         if previous.endpoints_digest != self.endpoints_digest:
             return "endpoints"
         return "none"
+
+
+def _unique(first: Sequence[str], rest: Iterable[str]) -> Iterator[str]:
+    """``first`` then ``rest``, each name once, lazily (most lookups end in ``first``)."""
+    seen: list[str] = []
+    for name in first:
+        if name not in seen:
+            seen.append(name)
+            yield name
+    for name in rest:
+        if name not in seen:
+            yield name
 
 
 def _unique_services(services: Iterable[Service], problems: list[Problem]) -> tuple[Service, ...]:

@@ -71,12 +71,14 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest]):
         self, watch: Watch, config: PackedConfig
     ) -> discovery_pb2.DeltaDiscoveryResponse | None:
         selection = config.select(watch.type_url, watch.interest())
+        if not watch.must_respond and selection.versions == watch.known:
+            return None  # the common case of a push: this type did not change (one C compare)
         changed = [
             resource
             for name, resource in selection.resources.items()
             if watch.known.get(name) != resource.version
         ]
-        removed = sorted(set(watch.known) - set(selection.resources))
+        removed = sorted(watch.known.keys() - selection.resources.keys())
         if not changed and not removed and not watch.must_respond:
             return None
         nonce = self._hub.next_nonce()

@@ -78,20 +78,19 @@ class RouteMemo:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[object, ...], _Memoized] = {}
+        self._sources: dict[int, tuple[BoundVirtualService, bool, bool]] = {}
 
     def routes(
         self, bound: BoundVirtualService, context: RouteContext, problems: Problems
     ) -> list[rc.Route]:
         """:func:`virtual_service_routes` of ``bound`` in ``context``, built once per key."""
-        matches = [match for rule in bound.spec.http for match in rule.match]
+        by_namespace, by_labels = self._source_dependence(bound)
         key = (
             id(bound),
             context.gateway,
             context.port,
-            context.proxy_namespace if any(m.source_namespace for m in matches) else None,
-            tuple(sorted(context.proxy_labels.items()))
-            if any(m.source_labels for m in matches)
-            else None,
+            context.proxy_namespace if by_namespace else None,
+            tuple(sorted(context.proxy_labels.items())) if by_labels else None,
         )
         found = self._entries.get(key)
         if found is None:
@@ -101,6 +100,19 @@ class RouteMemo:
         for problem in found.problems:
             problems.add(problem)
         return found.routes
+
+    def _source_dependence(self, bound: BoundVirtualService) -> tuple[bool, bool]:
+        """Whether some match of ``bound`` names the source namespace, or source labels."""
+        found = self._sources.get(id(bound))
+        if found is None:
+            matches = [match for rule in bound.spec.http for match in rule.match]
+            found = (  # holding bound keeps its id unique while the entry lives
+                bound,
+                any(m.source_namespace for m in matches),
+                any(m.source_labels for m in matches),
+            )
+            self._sources[id(bound)] = found
+        return found[1], found[2]
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,15 @@ def outbound_route_config(
     build = memo.routes if memo is not None else virtual_service_routes
     claims = _claims(scope)
     used: set[str] = set()
-    hosts: list[rc.VirtualHost] = []
+    config = route_pb2.RouteConfiguration(name=naming.OUTBOUND_HTTP)
+    port_contexts: dict[int | None, RouteContext] = {}
+
+    def at_port(port: int | None) -> RouteContext:
+        found = port_contexts.get(port)
+        if found is None:
+            found = port_contexts[port] = replace(context, port=port)
+        return found
+
     for service in scope.services:
         http_ports = [port for port in service.ports if port.is_http]
         for port in http_ports:
@@ -72,18 +80,15 @@ def outbound_route_config(
                 domains = _unused(_domains(service, port, port is http_ports[0], scope), used)
                 if not domains:
                     continue
-                port_context = replace(context, port=port.number)
+                port_context = at_port(port.number)
                 bound = claims.get(service.hostname)
                 routes = (
                     build(bound, port_context, problems)
                     if bound is not None
                     else [default_route(_cluster(service, port), port_context)]
                 )
-                hosts.append(
-                    rc.VirtualHost(
-                        name=f"{service.hostname}:{port.number}", domains=domains, routes=routes
-                    )
-                )
+                name = f"{service.hostname}:{port.number}"
+                config.virtual_hosts.add(name=name, domains=domains).routes.extend(routes)
     visible = {service.hostname for service in scope.services}
     for host, bound in claims.items():
         if host in visible:
@@ -91,11 +96,11 @@ def outbound_route_config(
         with problems.guard(f"{bound.resource.ref} host {host}"):
             domains = _unused([host] if host.startswith("*") else [host, f"{host}:*"], used)
             if domains:
-                routes = build(bound, replace(context, port=None), problems)
-                hosts.append(rc.VirtualHost(name=host, domains=domains, routes=routes))
+                routes = build(bound, at_port(None), problems)
+                config.virtual_hosts.add(name=host, domains=domains).routes.extend(routes)
     if "*" not in used:
-        hosts.append(_catch_all(scope.allow_any))
-    return route_pb2.RouteConfiguration(name=naming.OUTBOUND_HTTP, virtual_hosts=hosts)
+        config.virtual_hosts.append(_catch_all(scope.allow_any))
+    return config
 
 
 def inbound_route_config(
