@@ -127,7 +127,7 @@ def _connection(connection: ConnectionStatus) -> dict[str, Any]:
         "watches": {
             name: {
                 "wildcard": watch.names is None,
-                "names": list(watch.names or ()),
+                "names": sorted(watch.names or ()),
                 "resources": watch.resources,
             }
             for name, watch in connection.watches.items()

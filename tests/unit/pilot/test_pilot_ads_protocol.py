@@ -502,7 +502,7 @@ async def test_delta_subscribe_and_unsubscribe_names(pilot: Pilot) -> None:
     await assert_silent(connection)
     await pilot.load(config(service_entry("catalog", 18091), service_entry("ratings", 18084)))
     await assert_silent(connection)  # the only change is to a name no longer watched
-    assert connection.status().watches["eds"].names == (RATINGS,)
+    assert connection.status().watches["eds"].names == {RATINGS}
 
 
 async def test_delta_star_subscribes_to_everything(pilot: Pilot) -> None:

@@ -70,14 +70,15 @@ class EncodedResponse:
 
 
 class Selection:
-    """What one watch sees of a :class:`PackedConfig`: resources by name, in name order.
+    """What one watch sees of a :class:`PackedConfig`: resources by name, in response order.
 
     ``versions`` maps each name to its content version. :meth:`sotw_response` is the
     state-of-the-world response carrying them, encoded: a selection serializes its
     resources once, and every stream's response is those bytes plus its nonce (serializing
     a response of a thousand resources per stream was most of a push's cost). A selection
     made of a shared ``base`` and a proxy's own resources (names not in ``base``) reuses the
-    base's bytes and appends its own.
+    base's bytes and appends its own; its order is the base's, then its own (each sorted by
+    name), as in the response.
     """
 
     __slots__ = ("_base", "_extra", "_payload", "resources", "type_url", "version", "versions")
@@ -93,14 +94,16 @@ class Selection:
         self.type_url = type_url
         self.version = version
         self._base = base
-        merged = resources if base is None else {**base.resources, **resources}
-        self.resources: Mapping[str, PackedResource] = MappingProxyType(
-            dict(sorted(merged.items()))
-        )
-        self.versions: Mapping[str, str] = MappingProxyType(
-            {n: r.version for n, r in self.resources.items()}
-        )
-        self._extra = () if base is None else tuple(resources[n].packed for n in sorted(resources))
+        own = dict(sorted(resources.items()))
+        own_versions = {name: resource.version for name, resource in own.items()}
+        if base is None:
+            self.resources: Mapping[str, PackedResource] = MappingProxyType(own)
+            self.versions: Mapping[str, str] = MappingProxyType(own_versions)
+            self._extra: tuple[any_pb2.Any, ...] = ()
+        else:  # dict merges in C: no per-resource Python work for the base's thousands
+            self.resources = MappingProxyType({**base.resources, **own})
+            self.versions = MappingProxyType({**base.versions, **own_versions})
+            self._extra = tuple(resource.packed for resource in own.values())
         self._payload: bytes | None = None
 
     def sotw_response(self, nonce: str) -> EncodedResponse:

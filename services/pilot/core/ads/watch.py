@@ -30,10 +30,10 @@ class Nack:
 
 @dataclass(frozen=True, slots=True)
 class WatchStatus:
-    """One watch as /debug/syncz shows it. ``names`` is None for a wildcard watch."""
+    """One watch as the debug views show it. ``names`` is None for a wildcard watch."""
 
     type_url: str
-    names: tuple[str, ...] | None
+    names: frozenset[str] | None
     resources: int
     sent_version: str | None
     sent_nonce: str | None
@@ -96,7 +96,7 @@ class Watch:
         """A snapshot of this watch for the debug views."""
         return WatchStatus(
             type_url=self.type_url,
-            names=None if self.wildcard else tuple(sorted(self.names)),
+            names=None if self.wildcard else frozenset(self.names),
             resources=len(self.known),
             sent_version=self.sent_version,
             sent_nonce=self.sent_nonce,
