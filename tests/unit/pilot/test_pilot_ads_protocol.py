@@ -354,7 +354,22 @@ async def test_full_push_sends_every_watched_type_in_cds_eds_lds_rds_order(pilot
     pushed = [await respond(connection) for _ in range(4)]
     assert [r.type_url for r in pushed] == [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]
     assert {r.version_info for r in pushed} == {version}
-    assert names(pushed[1]) == [CATALOG, RATINGS]  # with a CDS update: every assignment
+    assert names(pushed[1]) == []  # no cluster and no endpoint changed: no assignment
+
+
+async def test_sotw_eds_after_a_cluster_change_carries_that_clusters_assignment(
+    pilot: Pilot,
+) -> None:
+    await pilot.load(BASE)
+    connection = pilot.connect(SotwConnection)
+    await subscribe_all(connection)
+
+    await pilot.load(config(BASE, RANDOM_LB))  # changes the catalog cluster only
+
+    clusters, endpoints = await respond(connection), await respond(connection)
+    assert (clusters.type_url, endpoints.type_url) == (CLUSTER_TYPE, ENDPOINT_TYPE)
+    assert names(endpoints) == [CATALOG]  # Envoy re-warms catalog: it needs the assignment
+    assert endpoint_ports(endpoints) == [18081]
     assert pilot.metric("pilot.xds.pushes", type="rds", protocol="sotw") == 2
 
 

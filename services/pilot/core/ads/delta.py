@@ -57,7 +57,7 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest]):
                 watch.wildcard = False
             else:
                 watch.names.discard(name)
-                watch.known.pop(name, None)
+        watch.forget(name for name in unsubscribe if name != "*")
         nonce = request.response_nonce
         if nonce:
             detail = request.error_detail

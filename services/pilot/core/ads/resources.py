@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import ChainMap
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -124,8 +125,11 @@ class Selection:
             ).SerializeToString(deterministic=True)
         return self._payload
 
-    def sotw_changes(self, nonce: str, known: Mapping[str, str]) -> EncodedResponse:
-        """Like :meth:`sotw_response`, with only the resources whose version is not ``known``.
+    def sotw_changes(
+        self, nonce: str, known: Mapping[str, str], *, also: AbstractSet[str] = frozenset()
+    ) -> EncodedResponse:
+        """Like :meth:`sotw_response`, with only the resources whose version is not ``known``
+        and those named in ``also``.
 
         Only for types whose SotW responses are incremental (EDS, RDS): a client keeps the
         resources a response leaves out.
@@ -137,7 +141,7 @@ class Selection:
             resources=[
                 resource.packed
                 for name, resource in self.resources.items()
-                if known.get(name) != resource.version
+                if known.get(name) != resource.version or name in also
             ],
         )
         payload = response.SerializeToString(deterministic=True)

@@ -13,10 +13,11 @@ Requests, per type URL:
   ``resource_names`` on it (EDS after CDS, RDS after LDS) get a response.
 
 A response carries every resource the watch sees, ``version_info`` = the snapshot version
-and a fresh nonce; except that an EDS response to the same names, when no CDS response
-went out with it (an endpoint-only push), carries only the load assignments that changed,
-as Istio's incremental EDS does: SotW EDS is incremental (Envoy keeps the assignments a
-response leaves out), while after a CDS update Envoy's re-created clusters need them all.
+and a fresh nonce; except EDS responses to unchanged names, which are incremental (SotW EDS
+is: Envoy keeps the assignments a response leaves out): they carry the assignments that
+changed and those of clusters whose CDS content changed in the same round (Envoy warms a
+changed cluster until its assignment arrives), so an endpoint-only push sends only what
+moved, and a push that changes routes sends no assignment at all.
 A full push sends every watched type at the new version (as Istio does,
 so every type's ACKed version tells whether the proxy is current), except that content
 Envoy rejected is never sent again: a type whose last response was NACKed is only sent
@@ -42,6 +43,7 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest]):
     """One state-of-the-world ADS stream."""
 
     protocol = "sotw"
+    _reclustered: frozenset[str] = frozenset()  # clusters whose CDS content changed last
 
     def handle(self, request: discovery_pb2.DiscoveryRequest) -> None:
         """Apply one ``DiscoveryRequest`` (see the module docstring)."""
@@ -87,12 +89,16 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest]):
             watch.type_url == ENDPOINT_TYPE
             and watch.sent_nonce is not None
             and not watch.must_respond
-            and CLUSTER_TYPE not in self.built_this_round
             and selection.versions.keys() == watch.known.keys()
         )
         known = watch.known
         nonce = self._hub.next_nonce()
         watch.record_sent(config.version, nonce, selection.versions)
+        if watch.type_url == CLUSTER_TYPE:
+            self._reclustered = frozenset(
+                name for name, version in selection.versions.items() if known.get(name) != version
+            )
         if incremental:
-            return selection.sotw_changes(nonce, known)
+            reclustered = self._reclustered if CLUSTER_TYPE in self.built_this_round else None
+            return selection.sotw_changes(nonce, known, also=reclustered or frozenset())
         return selection.sotw_response(nonce)

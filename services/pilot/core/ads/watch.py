@@ -15,7 +15,7 @@ Owned by one connection; used from the event loop thread only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -50,7 +50,7 @@ class Watch:
     type_url: str
     wildcard: bool
     names: set[str] = field(default_factory=set)
-    known: dict[str, str] = field(default_factory=dict)
+    known: Mapping[str, str] = field(default_factory=dict)
     must_respond: bool = True
     sent_version: str | None = None
     sent_nonce: str | None = None
@@ -64,12 +64,22 @@ class Watch:
         return None if self.wildcard else self.names
 
     def record_sent(self, version: str, nonce: str, known: Mapping[str, str]) -> None:
-        """A response with ``nonce`` at ``version`` left; the client now has ``known``."""
-        self.known = dict(known)
+        """A response with ``nonce`` at ``version`` left; the client now has ``known``.
+
+        ``known`` is kept, not copied: it must not change afterwards (selections' version
+        maps never do).
+        """
+        self.known = known
         self.sent_version = version
         self.sent_nonce = nonce
         self.outstanding[nonce] = version
         self.must_respond = False
+
+    def forget(self, names: Iterable[str]) -> None:
+        """The client no longer has ``names`` (a delta unsubscribe)."""
+        gone = self.known.keys() & set(names)
+        if gone:
+            self.known = {n: v for n, v in self.known.items() if n not in gone}
 
     def settle(self, nonce: str, error: str | None) -> Nack | str | None:
         """Apply an ACK (``error`` None) or a NACK of ``nonce``.
