@@ -307,10 +307,12 @@ async def test_an_endpoint_update_reuses_the_packed_clusters_and_routes(
     moved = mesh("v2", ENTRIES.replace("127.0.0.1", "127.0.0.2") + TWO_SERVICES)
     assert moved.change_from(before) == "endpoints"
     cache.reset(moved)
+    own_generated = len(translation.proxy_calls)
     new = await cache.get(moved, sidecar("catalog-1"))
     web = await cache.get(moved, sidecar("web-1", namespace="web"))
 
     assert translation.shared_calls == ["shop", "web"]
+    assert len(translation.proxy_calls) == own_generated  # listeners, routes: kept as packed
     assert len(translation.refresh_calls) == 1  # one cluster part, shared by both scopes
     assert new.version == "v2"
     assert new.config == xds_generate.generate(moved, sidecar("catalog-1"))

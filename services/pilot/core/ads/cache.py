@@ -19,8 +19,9 @@ snapshot's entries):
 After an endpoints-only change (``snapshot.change_from(previous) == "endpoints"``),
 ``reset`` keeps the previous snapshot's finished shared parts: a scope's first lookup then
 keeps its routes and only refreshes the load assignments of its cluster part
-(``refresh_clusters``, once per digest), packing just the ones that changed; the previous
-parts are dropped at the next reset. In every cache the first lookup starts the work and
+(``refresh_clusters``, once per digest), packing just the ones that changed, and a proxy
+keeps its own packed resources (none depends on endpoints); the previous parts are dropped
+at the next reset. In every cache the first lookup starts the work and
 later lookups await the same result, also while it is still running. A lookup for a
 snapshot that is no longer current is generated but not cached.
 
@@ -129,6 +130,15 @@ class _Shared:
     route: PackedResource
 
 
+@dataclass(frozen=True, slots=True)
+class _Earlier:
+    """The previous snapshot's entries, kept after an endpoints-only change."""
+
+    snapshot: MeshSnapshot
+    shared: dict[Hashable, asyncio.Future[_Shared]]
+    configs: dict[Hashable, asyncio.Future[PackedConfig]]
+
+
 class GenerationCache:
     """Generates and caches packed proxy configs (see the module docstring)."""
 
@@ -142,7 +152,7 @@ class GenerationCache:
         self._configs: dict[Hashable, asyncio.Future[PackedConfig]] = {}
         self._shared: dict[Hashable, asyncio.Future[_Shared]] = {}
         self._clusters: dict[str, asyncio.Future[_Clusters]] = {}
-        self._earlier: tuple[MeshSnapshot, dict[Hashable, asyncio.Future[_Shared]]] | None = None
+        self._earlier: _Earlier | None = None
 
     def reset(self, snapshot: MeshSnapshot) -> None:
         """Make ``snapshot`` the current one; forget the previous snapshot's entries.
@@ -152,7 +162,7 @@ class GenerationCache:
         previous = self._current
         self._earlier = None
         if previous is not None and snapshot.change_from(previous) == "endpoints":
-            self._earlier = (previous, self._shared)
+            self._earlier = _Earlier(previous, self._shared, self._configs)
         self._current = snapshot
         self._configs = {}
         self._shared = {}
@@ -189,6 +199,10 @@ class GenerationCache:
         else:
             self._metrics.generations.add(1, {"result": "shared"})
         shared = await asyncio.shield(entry)
+        earlier = self._earlier_config(proxy)
+        if earlier is not None:  # its own resources do not depend on endpoints: keep them
+            own = earlier.own.relabeled(snapshot.version)
+            return PackedConfig(version=snapshot.version, own=own, shared=shared.clusters.layer)
         return await self._in_worker(self._proxy_config, snapshot, proxy, shared)
 
     async def _shared_part(self, snapshot: MeshSnapshot, proxy: Proxy) -> _Shared:
@@ -229,13 +243,17 @@ class GenerationCache:
 
     def _earlier_shared(self, proxy: Proxy) -> _Shared | None:
         """The previous snapshot's finished shared part of ``proxy``'s scope, if reusable."""
-        if self._earlier is None:
+        earlier = self._earlier
+        if earlier is None:
             return None
-        previous, entries = self._earlier
-        entry = entries.get(self._translation.shared_key(previous, proxy))
-        if entry is None or not entry.done() or entry.cancelled() or entry.exception():
+        return _finished(earlier.shared.get(self._translation.shared_key(earlier.snapshot, proxy)))
+
+    def _earlier_config(self, proxy: Proxy) -> PackedConfig | None:
+        """The previous snapshot's finished config of ``proxy``'s scope, if reusable."""
+        earlier = self._earlier
+        if earlier is None:
             return None
-        return entry.result()
+        return _finished(earlier.configs.get(self._translation.scope_key(earlier.snapshot, proxy)))
 
     def _generate_clusters(self, snapshot: MeshSnapshot, outbound: OutboundScope) -> _Clusters:
         with _logged("generating clusters", snapshot):
@@ -289,6 +307,13 @@ class GenerationCache:
             own=pack_layer(own, snapshot.version),
             shared=pack_layer(_as_proxy_config(clusters), snapshot.version),
         )
+
+
+def _finished(entry: asyncio.Future[_T] | None) -> _T | None:
+    """The result of a finished, successful entry; else None."""
+    if entry is None or not entry.done() or entry.cancelled() or entry.exception():
+        return None
+    return entry.result()
 
 
 def _as_proxy_config(clusters: ClusterConfig) -> ProxyConfig:

@@ -73,11 +73,7 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest]):
         selection = config.select(watch.type_url, watch.interest())
         if not watch.must_respond and selection.versions == watch.known:
             return None  # the common case of a push: this type did not change (one C compare)
-        changed = [
-            resource
-            for name, resource in selection.resources.items()
-            if watch.known.get(name) != resource.version
-        ]
+        changed = selection.changed_since(watch.known)
         removed = sorted(watch.known.keys() - selection.resources.keys())
         if not changed and not removed and not watch.must_respond:
             return None

@@ -82,7 +82,16 @@ class Selection:
     name), as in the response.
     """
 
-    __slots__ = ("_base", "_extra", "_payload", "resources", "type_url", "version", "versions")
+    __slots__ = (
+        "_base",
+        "_changes",
+        "_extra",
+        "_payload",
+        "resources",
+        "type_url",
+        "version",
+        "versions",
+    )
 
     def __init__(
         self,
@@ -106,6 +115,9 @@ class Selection:
             self.versions = MappingProxyType({**base.versions, **own_versions})
             self._extra = tuple(resource.packed for resource in own.values())
         self._payload: bytes | None = None
+        self._changes: (
+            tuple[Mapping[str, str], frozenset[str], tuple[PackedResource, ...]] | None
+        ) = None
 
     def sotw_response(self, nonce: str) -> EncodedResponse:
         """The response with every selected resource, this version and ``nonce``."""
@@ -125,11 +137,28 @@ class Selection:
             ).SerializeToString(deterministic=True)
         return self._payload
 
+    def changed_since(
+        self, known: Mapping[str, str], also: AbstractSet[str] = frozenset()
+    ) -> tuple[PackedResource, ...]:
+        """The selected resources whose version is not the one in ``known``, or named in
+        ``also``; memoized for the last ``known`` seen (the streams of one push usually
+        hold the same map, the selection they were sent before).
+        """
+        memo = self._changes
+        if memo is not None and memo[0] is known and memo[1] == also:
+            return memo[2]
+        changed = tuple(
+            resource
+            for name, resource in self.resources.items()
+            if known.get(name) != resource.version or name in also
+        )
+        self._changes = (known, frozenset(also), changed)
+        return changed
+
     def sotw_changes(
         self, nonce: str, known: Mapping[str, str], *, also: AbstractSet[str] = frozenset()
     ) -> EncodedResponse:
-        """Like :meth:`sotw_response`, with only the resources whose version is not ``known``
-        and those named in ``also``.
+        """Like :meth:`sotw_response`, with only :meth:`changed_since` ``known``.
 
         Only for types whose SotW responses are incremental (EDS, RDS): a client keeps the
         resources a response leaves out.
@@ -138,11 +167,7 @@ class Selection:
             version_info=self.version,
             type_url=self.type_url,
             nonce=nonce,
-            resources=[
-                resource.packed
-                for name, resource in self.resources.items()
-                if known.get(name) != resource.version or name in also
-            ],
+            resources=[resource.packed for resource in self.changed_since(known, also)],
         )
         payload = response.SerializeToString(deterministic=True)
         return EncodedResponse(self.type_url, self.version, nonce, payload)
@@ -163,6 +188,10 @@ class PackedLayer:
         self.messages = messages
         self.resources = resources
         self._selections: dict[_Key, Selection] = {}
+
+    def relabeled(self, version: str) -> PackedLayer:
+        """The same resources as a layer of snapshot ``version`` (nothing packed again)."""
+        return PackedLayer(version, self.messages, self.resources)
 
     def of_type(self, type_url: str) -> Mapping[str, PackedResource]:
         """The packed resources of one type (empty when none)."""
