@@ -43,6 +43,9 @@ def pilot_command(
     push_concurrency: Annotated[
         int | None, typer.Option(help="Proxy configs generated at the same time.")
     ] = None,
+    send_concurrency: Annotated[
+        int | None, typer.Option(help="xDS responses written at the same time, all streams.")
+    ] = None,
     ports_file: PortsFileFlag = None,
     log_level: LogLevelFlag = None,
     quiet: QuietFlag = False,
@@ -57,6 +60,7 @@ def pilot_command(
         debounce_quiet_s=debounce_quiet,
         debounce_max_s=debounce_max,
         push_concurrency=push_concurrency,
+        send_concurrency=send_concurrency,
         ports_file=ports_file,
         log_level=log_level,
     )

@@ -62,7 +62,7 @@ def build_pilot(settings: PilotSettings) -> Pilot:
         target=settings.galley_address, sink_id=SINK_ID, collections=store.collections
     )
     xds = GrpcServer(host=settings.host, port=settings.grpc_port, name="pilot-xds")
-    ads_server.register(xds.server, discovery)
+    ads_server.register(xds.server, discovery, send_concurrency=settings.send_concurrency)
     app = build_http_app(
         service="pilot",
         readiness=lambda: store.synced,

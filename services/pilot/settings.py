@@ -4,6 +4,9 @@ Environment variables are ``SPLITMESH_PILOT_<FIELD>`` (for example
 ``SPLITMESH_PILOT_GRPC_PORT=15010``); CLI flags override them. Port 0 picks a free port;
 ``ports_file``, when set, receives the bound ports as JSON (``{"grpc": ..., "http": ...}``)
 once Pilot serves. ``galley_address`` is Galley's MCP endpoint (``host:port``).
+``push_concurrency`` bounds the proxy configs generated at once; ``send_concurrency`` the
+xDS responses written at once over all streams (a push to many proxies otherwise buffers
+every response at the same time).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class PilotSettings(SettingsBase):
     debounce_quiet_s: float = 0.1
     debounce_max_s: float = 10.0
     push_concurrency: int = 4
+    send_concurrency: int = 8
     log_level: str = "info"
     log_json: bool = True
     otlp_endpoint: str | None = None
@@ -52,5 +56,6 @@ class PilotSettings(SettingsBase):
             f"must be >= debounce_quiet_s ({self.debounce_quiet_s})",
         )
         self.require(self.push_concurrency >= 1, "push_concurrency", "must be at least 1")
+        self.require(self.send_concurrency >= 1, "send_concurrency", "must be at least 1")
         self.require(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")
         return self

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import grpc
@@ -41,15 +42,22 @@ _STATUS_OF: Mapping[type[StreamRequestError], grpc.StatusCode] = {
     StreamRequestError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
+_SLOT_HOLD_S = 1.0  # a write slower than this (a client not reading) gives its slot back
 _SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 _Request = TypeVar("_Request", discovery_pb2.DiscoveryRequest, discovery_pb2.DeltaDiscoveryRequest)
 
 
 class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
-    """Serves SotW and delta ADS from a :class:`DiscoveryServer`."""
+    """Serves SotW and delta ADS from a :class:`DiscoveryServer`.
 
-    def __init__(self, discovery: DiscoveryServer) -> None:
+    At most ``send_concurrency`` responses are being written at once over all streams (see
+    :class:`SendSlots`), so a push to many proxies does not buffer every proxy's response at
+    the same time.
+    """
+
+    def __init__(self, discovery: DiscoveryServer, *, send_concurrency: int) -> None:
         self._discovery = discovery
+        self._sending = SendSlots(send_concurrency, hold_s=_SLOT_HOLD_S)
 
     async def StreamAggregatedResources(  # noqa: N802  (the generated method name)
         self,
@@ -58,7 +66,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
     ) -> AsyncIterator[Response]:
         """Serve one state-of-the-world stream until the client leaves or errs."""
         async for response in _serve(self._discovery, request_iterator, context, SotwConnection):
-            yield response
+            async with self._sending.slot():
+                yield response
 
     async def DeltaAggregatedResources(  # noqa: N802  (the generated method name)
         self,
@@ -67,16 +76,51 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
     ) -> AsyncIterator[Response]:
         """Serve one delta stream until the client leaves or errs."""
         async for response in _serve(self._discovery, request_iterator, context, DeltaConnection):
-            yield response
+            async with self._sending.slot():
+                yield response
 
 
-def register(server: grpc.aio.Server, discovery: DiscoveryServer) -> AdsServicer:
+class SendSlots:
+    """At most ``size`` responses being written at once, each for at most ``hold_s``.
+
+    A stream holds a slot from handing gRPC its response until gRPC asks for the next one
+    (the write is done). A slot held longer than ``hold_s`` is given back anyway, so a
+    client that stopped reading cannot stall the writes to everyone else.
+    """
+
+    def __init__(self, size: int, *, hold_s: float) -> None:
+        self._free = asyncio.Semaphore(size)
+        self._hold_s = hold_s
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the body (or ``hold_s``, whichever ends first)."""
+        await self._free.acquire()
+        held = True
+
+        def give_back() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._free.release()
+
+        timer = asyncio.get_running_loop().call_later(self._hold_s, give_back)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            give_back()
+
+
+def register(
+    server: grpc.aio.Server, discovery: DiscoveryServer, *, send_concurrency: int
+) -> AdsServicer:
     """Add an :class:`AdsServicer` for ``discovery`` to ``server`` (not yet started).
 
     As the generated ``add_AggregatedDiscoveryServiceServicer_to_server``, except that
     responses the core already encoded go to the wire as they are.
     """
-    servicer = AdsServicer(discovery)
+    servicer = AdsServicer(discovery, send_concurrency=send_concurrency)
     handlers = {
         "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
             servicer.StreamAggregatedResources,
@@ -96,7 +140,7 @@ def register(server: grpc.aio.Server, discovery: DiscoveryServer) -> AdsServicer
 def _wire(response: Response) -> bytes:
     """A response's bytes: an encoded one's payload, a message serialized."""
     if isinstance(response, EncodedResponse):
-        return response.payload
+        return response.payload()
     return response.SerializeToString()
 
 

@@ -42,7 +42,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from services.pilot.core.ads.metrics import AdsMetrics
@@ -123,7 +123,12 @@ class _Clusters:
 
 @dataclass(frozen=True, slots=True)
 class _Shared:
-    """A scope's shared config, its cluster part and its ``outbound_http`` route packed."""
+    """A scope's shared config, its cluster part and its ``outbound_http`` route packed.
+
+    The route is kept only packed (as a message it takes several times the memory): the
+    config's ``outbound_route`` is an empty stand-in, and packing a proxy's own resources
+    maps the stand-in to ``route``.
+    """
 
     config: SharedConfig
     clusters: _Clusters
@@ -267,7 +272,7 @@ class GenerationCache:
             config = self._translation.refresh_clusters(snapshot, earlier.config)
         packed = {
             id(message): earlier.layer.of_type(type_url)[name]
-            for type_url, messages in earlier.layer.messages.items()
+            for type_url, messages in _as_proxy_config(earlier.config).resources.items()
             for name, message in messages.items()
         }
         layer = pack_layer(_as_proxy_config(config), snapshot.version, reuse=packed)
@@ -282,7 +287,10 @@ class GenerationCache:
             )
         route = config.outbound_route
         (packed,) = pack_all([(str(getattr(route, "name", "")), route)]).values()
-        return _Shared(config=config, clusters=clusters, route=packed)
+        stand_in = type(route)()
+        return _Shared(
+            config=replace(config, outbound_route=stand_in), clusters=clusters, route=packed
+        )
 
     def _proxy_config(self, snapshot: MeshSnapshot, proxy: Proxy, shared: _Shared) -> PackedConfig:
         with _logged(f"generating config of {proxy.id}", snapshot):

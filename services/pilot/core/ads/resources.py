@@ -1,14 +1,16 @@
 """Generated config packed for the wire: each resource as an ``Any`` with a content version.
 
-A :class:`PackedLayer` holds resources (by type URL, then name) both as messages and packed:
-each an ``Any`` with a version that is a hash of its serialized bytes, so equal content has
-an equal version across snapshots and Pilot restarts. Packing is the expensive part of a
-push after generation, so a proxy's :class:`PackedConfig` is two layers: a *shared* one
-(outbound clusters and their load assignments, packed once and used by every proxy whose
-scopes plan the same clusters) and the proxy's *own* one (its listeners, routes, inbound
-and Mixer clusters), which wins where both hold a name. :func:`pack_layer` packs a
+A :class:`PackedLayer` holds resources (by type URL, then name) packed: each an ``Any``
+with a version that is a hash of its serialized bytes, so equal content has an equal
+version across snapshots and Pilot restarts. Packing is the expensive part of a push after
+generation, so a proxy's :class:`PackedConfig` is two layers: a *shared* one (outbound
+clusters and their load assignments, packed once and used by every proxy whose scopes plan
+the same clusters) and the proxy's *own* one (its listeners, routes, inbound and Mixer
+clusters), which wins where both hold a name. :func:`pack_layer` packs a
 :class:`~services.pilot.core.model.ProxyConfig` into a layer, reusing already packed
-messages (:func:`pack_all`).
+messages (:func:`pack_all`). Layers keep no messages (a big route configuration takes
+several times its packed size as a message); :attr:`PackedConfig.config` decodes them for
+the debug views.
 
 :meth:`PackedConfig.select` is what one watch of a proxy sees (a :class:`Selection`):
 everything of the type for a wildcard watch, else the named resources. A named endpoint
@@ -24,19 +26,29 @@ filled on the event loop thread only.
 from __future__ import annotations
 
 import hashlib
-from collections import ChainMap
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypeVar
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from services.pilot.core.model import ENDPOINT_TYPE, ROUTE_TYPE, TYPE_URLS, ProxyConfig
+from services.pilot.core.model import (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    TYPE_URLS,
+    ProxyConfig,
+)
 
 _Key = tuple[str, frozenset[str] | None]
 
@@ -50,24 +62,69 @@ class PackedResource:
     packed: any_pb2.Any
 
 
+_V = TypeVar("_V")
+
+
+class Layered(Mapping[str, _V]):
+    """A read-only map of a shared ``base`` map and a small ``own`` one with other keys.
+
+    Iterates the base's items, then its own. Comparing two of them compares base with base
+    and own with own, each in C: they are equal when their parts are (their union could be
+    equal with a different split; that only makes a caller send a response again).
+    """
+
+    __slots__ = ("base", "own")
+
+    def __init__(self, base: Mapping[str, _V], own: Mapping[str, _V]) -> None:
+        self.base = base
+        self.own = own
+
+    def __getitem__(self, key: str) -> _V:
+        found = self.own.get(key)
+        return found if found is not None else self.base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain(self.base, self.own)
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.own)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.own or key in self.base
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Layered):
+            return bool(self.own == other.own and self.base == other.base)
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping: unhashable
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedResponse:
     """A state-of-the-world ``DiscoveryResponse`` already in wire form.
 
-    ``payload`` is the serialized response: a selection's bytes, shared by every stream
-    that sends them, followed by this response's own fields (its nonce, a proxy's extra
-    resources). In the protobuf wire format concatenated messages parse as their merge
-    (repeated fields append), so the payload is one valid ``DiscoveryResponse``.
+    :meth:`payload` is the serialized response: a selection's bytes (``shared``, the same
+    object for every stream that sends them) followed by this response's own fields
+    (``own``: its nonce, a proxy's extra resources). In the protobuf wire format
+    concatenated messages parse as their merge (repeated fields append), so the payload is
+    one valid ``DiscoveryResponse``. It is joined only when the response is written, so
+    responses waiting to be sent hold no copy of the shared bytes.
     """
 
     type_url: str
     version_info: str
     nonce: str
-    payload: bytes
+    shared: bytes
+    own: bytes
+
+    def payload(self) -> bytes:
+        """The response's bytes, as they go on the wire."""
+        return self.shared + self.own
 
     def decode(self) -> discovery_pb2.DiscoveryResponse:
-        """The response as a message (tests and debugging; the wire takes ``payload``)."""
-        return discovery_pb2.DiscoveryResponse.FromString(self.payload)
+        """The response as a message (tests and debugging; the wire takes :meth:`payload`)."""
+        return discovery_pb2.DiscoveryResponse.FromString(self.payload())
 
 
 class Selection:
@@ -110,9 +167,9 @@ class Selection:
             self.resources: Mapping[str, PackedResource] = MappingProxyType(own)
             self.versions: Mapping[str, str] = MappingProxyType(own_versions)
             self._extra: tuple[any_pb2.Any, ...] = ()
-        else:  # dict merges in C: no per-resource Python work for the base's thousands
-            self.resources = MappingProxyType({**base.resources, **own})
-            self.versions = MappingProxyType({**base.versions, **own_versions})
+        else:  # views over the base's maps: a proxy's selection copies none of them
+            self.resources = Layered(base.resources, own)
+            self.versions = Layered(base.versions, own_versions)
             self._extra = tuple(resource.packed for resource in own.values())
         self._payload: bytes | None = None
         self._changes: (
@@ -122,8 +179,8 @@ class Selection:
     def sotw_response(self, nonce: str) -> EncodedResponse:
         """The response with every selected resource, this version and ``nonce``."""
         tail = discovery_pb2.DiscoveryResponse(nonce=nonce, resources=self._extra)
-        payload = self._shared_payload() + tail.SerializeToString(deterministic=True)
-        return EncodedResponse(self.type_url, self.version, nonce, payload)
+        own = tail.SerializeToString(deterministic=True)
+        return EncodedResponse(self.type_url, self.version, nonce, self._shared_payload(), own)
 
     def _shared_payload(self) -> bytes:
         """The serialized response without nonce: the base's, or this selection's own."""
@@ -170,28 +227,22 @@ class Selection:
             resources=[resource.packed for resource in self.changed_since(known, also)],
         )
         payload = response.SerializeToString(deterministic=True)
-        return EncodedResponse(self.type_url, self.version, nonce, payload)
+        return EncodedResponse(self.type_url, self.version, nonce, b"", payload)
 
 
 class PackedLayer:
-    """Resources of one or more types, as messages and packed, with memoized selections."""
+    """Packed resources of one or more types, with memoized selections."""
 
-    __slots__ = ("_selections", "messages", "resources", "version")
+    __slots__ = ("_selections", "resources", "version")
 
-    def __init__(
-        self,
-        version: str,
-        messages: Mapping[str, Mapping[str, Message]],
-        resources: Mapping[str, Mapping[str, PackedResource]],
-    ) -> None:
+    def __init__(self, version: str, resources: Mapping[str, Mapping[str, PackedResource]]):
         self.version = version
-        self.messages = messages
         self.resources = resources
         self._selections: dict[_Key, Selection] = {}
 
     def relabeled(self, version: str) -> PackedLayer:
         """The same resources as a layer of snapshot ``version`` (nothing packed again)."""
-        return PackedLayer(version, self.messages, self.resources)
+        return PackedLayer(version, self.resources)
 
     def of_type(self, type_url: str) -> Mapping[str, PackedResource]:
         """The packed resources of one type (empty when none)."""
@@ -237,13 +288,15 @@ class PackedConfig:
 
     @property
     def config(self) -> ProxyConfig:
-        """Every resource as a message (own ones first): for debug views."""
-        shared = self.shared.messages if self.shared is not None else {}
+        """Every resource decoded to a message (own ones win): for debug views."""
+        layers = [self.own] if self.shared is None else [self.shared, self.own]
         return ProxyConfig(
             resources={
-                type_url: ChainMap(
-                    dict(self.own.messages.get(type_url, {})), dict(shared.get(type_url, {}))
-                )
+                type_url: {
+                    name: _decoded(type_url, resource.packed)
+                    for layer in layers
+                    for name, resource in layer.of_type(type_url).items()
+                }
                 for type_url in TYPE_URLS
             }
         )
@@ -296,7 +349,7 @@ def pack_layer(
                 found if found is not None and found.name == name else pack_resource(name, message)
             )
         resources[type_url] = MappingProxyType(packed)
-    return PackedLayer(version, config.resources, MappingProxyType(resources))
+    return PackedLayer(version, MappingProxyType(resources))
 
 
 def pack_all(messages: Iterable[tuple[str, Message]]) -> Mapping[int, PackedResource]:
@@ -317,6 +370,22 @@ def pack_resource(name: str, message: Message) -> PackedResource:
     return PackedResource(
         name=name, version=hashlib.sha256(packed.value).hexdigest()[:16], packed=packed
     )
+
+
+_MESSAGE_TYPES: Mapping[str, type[Message]] = MappingProxyType(
+    {
+        CLUSTER_TYPE: cluster_pb2.Cluster,
+        ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
+        LISTENER_TYPE: listener_pb2.Listener,
+        ROUTE_TYPE: route_pb2.RouteConfiguration,
+    }
+)
+
+
+def _decoded(type_url: str, packed: any_pb2.Any) -> Message:
+    message = _MESSAGE_TYPES[type_url]()
+    packed.Unpack(message)
+    return message
 
 
 def _placeholder(type_url: str, name: str) -> PackedResource | None:
