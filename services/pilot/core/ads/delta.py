@@ -23,7 +23,7 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from services.pilot.core.ads.connection import WILDCARD_TYPES, Connection, error_text
-from services.pilot.core.ads.resources import PackedConfig
+from services.pilot.core.ads.resources import EncodedResponse, PackedConfig
 from services.pilot.core.ads.watch import Watch
 
 
@@ -67,25 +67,14 @@ class DeltaConnection(Connection[discovery_pb2.DeltaDiscoveryRequest]):
         if changed:
             self._mark((type_url,))
 
-    def _build(
-        self, watch: Watch, config: PackedConfig
-    ) -> discovery_pb2.DeltaDiscoveryResponse | None:
+    def _build(self, watch: Watch, config: PackedConfig) -> EncodedResponse | None:
         selection = config.select(watch.type_url, watch.interest())
         if not watch.must_respond and selection.versions == watch.known:
             return None  # the common case of a push: this type did not change (one C compare)
-        changed = selection.changed_since(watch.known)
         removed = sorted(watch.known.keys() - selection.resources.keys())
-        if not changed and not removed and not watch.must_respond:
+        if not removed and not watch.must_respond and not selection.changed_since(watch.known):
             return None
+        known = watch.known
         nonce = self._hub.next_nonce()
         watch.record_sent(config.version, nonce, selection.versions)
-        return discovery_pb2.DeltaDiscoveryResponse(
-            system_version_info=config.version,
-            type_url=watch.type_url,
-            nonce=nonce,
-            resources=[
-                discovery_pb2.Resource(name=r.name, version=r.version, resource=r.packed)
-                for r in changed
-            ],
-            removed_resources=removed,
-        )
+        return selection.delta_response(nonce, known, removed)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -102,13 +102,13 @@ class Layered(Mapping[str, _V]):
 
 @dataclass(frozen=True, slots=True)
 class EncodedResponse:
-    """A state-of-the-world ``DiscoveryResponse`` already in wire form.
+    """A ``DiscoveryResponse`` or ``DeltaDiscoveryResponse`` already in wire form.
 
-    :meth:`payload` is the serialized response: a selection's bytes (``shared``, the same
-    object for every stream that sends them) followed by this response's own fields
-    (``own``: its nonce, a proxy's extra resources). In the protobuf wire format
-    concatenated messages parse as their merge (repeated fields append), so the payload is
-    one valid ``DiscoveryResponse``. It is joined only when the response is written, so
+    :meth:`payload` is the serialized response: bytes a selection encoded once (``shared``,
+    the same object for every stream that sends them) followed by this response's own
+    fields (``own``: its nonce, a proxy's extra resources, removed names). In the protobuf
+    wire format concatenated messages parse as their merge (repeated fields append), so the
+    payload is one valid response. It is joined only when the response is written, so
     responses waiting to be sent hold no copy of the shared bytes.
     """
 
@@ -117,14 +117,15 @@ class EncodedResponse:
     nonce: str
     shared: bytes
     own: bytes
+    message_type: type[Message] = discovery_pb2.DiscoveryResponse
 
     def payload(self) -> bytes:
         """The response's bytes, as they go on the wire."""
         return self.shared + self.own
 
-    def decode(self) -> discovery_pb2.DiscoveryResponse:
+    def decode(self) -> Message:
         """The response as a message (tests and debugging; the wire takes :meth:`payload`)."""
-        return discovery_pb2.DiscoveryResponse.FromString(self.payload())
+        return self.message_type.FromString(self.payload())
 
 
 class Selection:
@@ -142,7 +143,9 @@ class Selection:
     __slots__ = (
         "_base",
         "_changes",
+        "_delta",
         "_extra",
+        "_own",
         "_payload",
         "resources",
         "type_url",
@@ -161,7 +164,7 @@ class Selection:
         self.type_url = type_url
         self.version = version
         self._base = base
-        own = dict(sorted(resources.items()))
+        own = self._own = dict(sorted(resources.items()))
         own_versions = {name: resource.version for name, resource in own.items()}
         if base is None:
             self.resources: Mapping[str, PackedResource] = MappingProxyType(own)
@@ -172,9 +175,11 @@ class Selection:
             self.versions = Layered(base.versions, own_versions)
             self._extra = tuple(resource.packed for resource in own.values())
         self._payload: bytes | None = None
-        self._changes: (
-            tuple[Mapping[str, str], frozenset[str], tuple[PackedResource, ...]] | None
-        ) = None
+        # Memos by the identity of a client's ``known`` map (held, so the id stays unique).
+        self._changes: dict[
+            tuple[int, frozenset[str]], tuple[Mapping[str, str], tuple[PackedResource, ...]]
+        ] = {}
+        self._delta: dict[int, tuple[Mapping[str, str], bytes]] = {}
 
     def sotw_response(self, nonce: str) -> EncodedResponse:
         """The response with every selected resource, this version and ``nonce``."""
@@ -199,18 +204,71 @@ class Selection:
     ) -> tuple[PackedResource, ...]:
         """The selected resources whose version is not the one in ``known``, or named in
         ``also``; memoized for the last ``known`` seen (the streams of one push usually
-        hold the same map, the selection they were sent before).
+        hold the same map, the selection they were sent before). A selection over a base
+        asks the base about the base's part (with ``known``'s base part when ``known`` is a
+        :class:`Layered` map too), so proxies share that work.
         """
-        memo = self._changes
-        if memo is not None and memo[0] is known and memo[1] == also:
-            return memo[2]
-        changed = tuple(
-            resource
-            for name, resource in self.resources.items()
-            if known.get(name) != resource.version or name in also
-        )
-        self._changes = (known, frozenset(also), changed)
+        known = known or _NOTHING_KNOWN
+        key = (id(known), frozenset(also))
+        found = self._changes.get(key)
+        if found is not None:
+            return found[1]
+        if self._base is not None:
+            changed = self._base.changed_since(_base_part(known), also) + tuple(
+                resource
+                for name, resource in self._own.items()
+                if known.get(name) != resource.version or name in also
+            )
+        else:
+            changed = tuple(
+                resource
+                for name, resource in self.resources.items()
+                if known.get(name) != resource.version or name in also
+            )
+        _remember(self._changes, key, (known, changed))
         return changed
+
+    def delta_response(
+        self, nonce: str, known: Mapping[str, str], removed: Sequence[str]
+    ) -> EncodedResponse:
+        """The delta response bringing a client that has ``known`` to this selection.
+
+        Carries :meth:`changed_since` ``known`` and ``removed`` (names to drop). The encoded
+        changes are memoized like :meth:`changed_since`, so streams share their bytes.
+        """
+        header = discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=self.version,
+            type_url=self.type_url,
+            nonce=nonce,
+            removed_resources=removed,
+        ).SerializeToString(deterministic=True)
+        shared, own = self._delta_body(known)
+        return EncodedResponse(
+            self.type_url,
+            self.version,
+            nonce,
+            shared,
+            own + header,
+            message_type=discovery_pb2.DeltaDiscoveryResponse,
+        )
+
+    def _delta_body(self, known: Mapping[str, str]) -> tuple[bytes, bytes]:
+        """The encoded changes since ``known``: shared bytes (a base's) and this one's own."""
+        known = known or _NOTHING_KNOWN
+        if self._base is not None:
+            shared, _ = self._base._delta_body(_base_part(known))
+            own = b"".join(
+                _delta_entry(resource)
+                for name, resource in self._own.items()
+                if known.get(name) != resource.version
+            )
+            return shared, own
+        found = self._delta.get(id(known))
+        if found is None:
+            body = b"".join(_delta_entry(resource) for resource in self.changed_since(known))
+            found = (known, body)
+            _remember(self._delta, id(known), found)
+        return found[1], b""
 
     def sotw_changes(
         self, nonce: str, known: Mapping[str, str], *, also: AbstractSet[str] = frozenset()
@@ -370,6 +428,35 @@ def pack_resource(name: str, message: Message) -> PackedResource:
     return PackedResource(
         name=name, version=hashlib.sha256(packed.value).hexdigest()[:16], packed=packed
     )
+
+
+_MEMO_SIZE = 4  # distinct ``known`` maps remembered per selection (streams at various points)
+_K = TypeVar("_K")
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> None:
+    """Store ``value``, dropping the oldest entry beyond :data:`_MEMO_SIZE`."""
+    memo[key] = value
+    if len(memo) > _MEMO_SIZE:
+        del memo[next(iter(memo))]
+
+
+_NOTHING_KNOWN: Mapping[str, str] = MappingProxyType({})  # every empty map, for the memos
+
+
+def _base_part(known: Mapping[str, str]) -> Mapping[str, str]:
+    """What a client that has ``known`` has of a selection's base part."""
+    return known.base if isinstance(known, Layered) else known
+
+
+def _delta_entry(resource: PackedResource) -> bytes:
+    """``resource`` as one entry of a ``DeltaDiscoveryResponse``'s ``resources``."""
+    entry = discovery_pb2.Resource(
+        name=resource.name, version=resource.version, resource=resource.packed
+    )
+    response = discovery_pb2.DeltaDiscoveryResponse(resources=[entry])
+    encoded: bytes = response.SerializeToString(deterministic=True)
+    return encoded
 
 
 _MESSAGE_TYPES: Mapping[str, type[Message]] = MappingProxyType(

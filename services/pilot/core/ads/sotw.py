@@ -95,9 +95,7 @@ class SotwConnection(Connection[discovery_pb2.DiscoveryRequest]):
         nonce = self._hub.next_nonce()
         watch.record_sent(config.version, nonce, selection.versions)
         if watch.type_url == CLUSTER_TYPE:
-            self._reclustered = frozenset(
-                name for name, version in selection.versions.items() if known.get(name) != version
-            )
+            self._reclustered = frozenset(r.name for r in selection.changed_since(known))
         if incremental:
             reclustered = self._reclustered if CLUSTER_TYPE in self.built_this_round else None
             return selection.sotw_changes(nonce, known, also=reclustered or frozenset())
