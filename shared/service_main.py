@@ -2,7 +2,8 @@
 
 :func:`run_service` reads the service's settings from the environment only, sets up
 logs (JSON lines on stderr) and telemetry, builds the service inside the event loop and
-runs its component host until SIGTERM/SIGINT. Any argument prints the module's docstring
+runs its component host until SIGTERM/SIGINT; glibc is told to give large freed blocks
+back to the kernel (:mod:`shared.memory`). Any argument prints the module's docstring
 and the settings' environment variables (exit 0 for ``-h``/``--help``, 2 otherwise).
 Exit status: 0 after a clean stop, 2 for an invalid setting (or another ``usage_errors``
 exception), 1 when start-up fails.
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from shared.lifecycle import ComponentHost, StartupError
+from shared.memory import release_large_blocks
 from shared.settings import SettingsBase, SettingsError
 from shared.telemetry import configure_logging, configure_telemetry
 
@@ -63,6 +65,7 @@ def run_service(
         return 2
     logged: _LoggedSettings = settings  # type: ignore[assignment]
     configure_logging(logged.log_level, json=logged.log_json)
+    release_large_blocks()
     if otlp_endpoint is not None:
         service = name if telemetry_name is None else telemetry_name(settings)
         configure_telemetry(service, otlp_endpoint=otlp_endpoint(settings))
