@@ -23,11 +23,13 @@ file, a directory named ``*.yaml``, a dangling symlink, a symlink loop, a symlin
 pointing outside the root. A file deleted while being read counts as removed.
 
 Partial writes: events are coalesced until the tree has been quiet for ``settle_delay``
-(at most 1 s), then the whole tree is scanned (``stat`` only) and files that changed are
-re-read; if a file's size or times change while it is read it is read again, and if it
-keeps changing it is left for the next event. A half-written file that does not parse is
-only a file-level error and the final write fixes it. A file whose bytes did not change
-is not reported again.
+(watchfiles' step: it reports a batch once no event came for that long; our own debouncer
+only merges batches that arrive within 5 ms, and flushes at most 1 s after the first),
+then the whole tree is scanned (``stat`` only) and files that changed are re-read; if a
+file's size or times change while it is read it is read again, and if it keeps changing
+it is left for the next event. A half-written file that does not parse is only a
+file-level error and the final write fixes it. A file whose bytes did not change is not
+reported again.
 
 Task safety and errors: the source owns two tasks (the watcher and the debouncer) and
 calls the sink from the event loop thread only; files are read and parsed in a worker
@@ -62,6 +64,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024
 _SUFFIXES = (".yaml", ".yml")
 _SETTLE_MAX = 1.0
+_COALESCE = 0.005  # watchfiles already waited ``settle_delay`` of quiet: only merge batches
 _READ_ATTEMPTS = 3
 _RETRY_MIN, _RETRY_MAX = 1.0, 30.0
 
@@ -122,7 +125,7 @@ class DirectorySource:
         self._settle = settle_delay
         self._namespace = default_namespace
         self._debouncer = Debouncer(
-            self._sync, quiet=settle_delay, max_delay=max(settle_delay, _SETTLE_MAX)
+            self._sync, quiet=_COALESCE, max_delay=max(settle_delay, _SETTLE_MAX)
         )
         self._lock = asyncio.Lock()
         self._sink: ConfigSink | None = None
