@@ -127,6 +127,7 @@ def build_agent(settings: SidecarSettings) -> Agent:
             config_path=bootstrap.path,
             log_level=settings.envoy_log_level,
             drain_time_s=settings.drain_time_s,
+            listener_drain_time_s=settings.listener_drain_time_s,
             concurrency=settings.envoy_concurrency,
         ),
         admin_port=ports.admin,

@@ -12,6 +12,17 @@ else ``PATH``). :class:`EnvoySupervisor` is a :class:`~shared.lifecycle.Componen
 - ``stop()`` (idempotent) drains: ``POST /drain_listeners?graceful``, waits
   ``drain_time_s``, then SIGTERM, then SIGKILL after ``stop_grace_s``.
 
+Listener drains (:class:`EnvoyCommand`): when LDS replaces or removes a listener, Envoy
+keeps the old one's connections for ``listener_drain_time_s`` (``--drain-time-s``,
+Istio's ``drainDuration``, 45 s) and then closes whatever is still open, even an HTTP/1.1
+connection a client is sending a request on at that instant (the client sees a reset and
+answers 503 ``connection termination``, which Istio's default retry policy does not
+retry). With ``--drain-strategy immediate`` each old connection is told to close at its
+next response (``Connection: close``, GOAWAY for HTTP/2) as soon as the drain starts, so
+a connection in use leaves gracefully long before the deadline; only one idle for the
+whole drain is cut. A drain as short as the agent's ``drain_time_s`` would cut a
+kept-alive connection a client reuses just as the drain ends.
+
 Envoy is a child of the agent started through :class:`shared.process.ServiceProcess`, so
 the kernel SIGTERMs it if the agent dies: no orphan Envoy. Envoy's output goes to
 ``log_path`` (appended across restarts). Task safety: one event loop drives a supervisor;
@@ -85,12 +96,18 @@ def find_envoy(explicit: Path | None = None) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class EnvoyCommand:
-    """How to run Envoy: binary, bootstrap file and flags."""
+    """How to run Envoy: binary, bootstrap file and flags.
+
+    ``drain_time_s`` is how long ``stop()`` lets Envoy drain before SIGTERM;
+    ``listener_drain_time_s`` how long Envoy keeps a replaced listener's connections
+    (module docstring; Envoy takes whole seconds, at least 1).
+    """
 
     binary: Path
     config_path: Path
     log_level: str = "warn"
     drain_time_s: float = 1.0
+    listener_drain_time_s: float = 45.0
     concurrency: int = 2
 
     def argv(self) -> list[str]:
@@ -103,7 +120,9 @@ class EnvoyCommand:
             "--log-level",
             self.log_level,
             "--drain-time-s",
-            str(max(1, math.ceil(self.drain_time_s))),
+            str(max(1, math.ceil(self.listener_drain_time_s))),
+            "--drain-strategy",
+            "immediate",
             "--concurrency",
             str(self.concurrency),
         ]

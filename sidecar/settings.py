@@ -7,6 +7,9 @@ Environment variables are ``SPLITMESH_SIDECAR_<FIELD>``. List values are comma-s
 ``app_port``). Port 0 (outbound, admin) means "pick a free port at start".
 ``ports_file``, when set, receives ``{"admin": N, "outbound": M}`` once Envoy is live.
 ``run_dir`` holds the bootstrap and Envoy's log (a fresh temporary directory if unset).
+``drain_time_s`` is how long a stopping agent lets Envoy drain; ``listener_drain_time_s``
+how long Envoy keeps the connections of a listener that Pilot replaced (Istio's
+``drainDuration``; see :mod:`sidecar.envoy_process`).
 
 Mutual TLS: with ``citadel_address`` (``host:port`` of Citadel's CSR API) the agent gets
 the workload's certificate for ``spiffe://<trust_domain>/ns/<namespace>/sa/<service
@@ -55,7 +58,8 @@ class SidecarSettings(SettingsBase):
     envoy_concurrency: int = 2
     run_dir: Path | None = None
     ready_timeout_s: float = 30.0
-    drain_time_s: float = 1.0
+    drain_time_s: float = 1.0  # on stop: how long Envoy drains before SIGTERM
+    listener_drain_time_s: float = 45.0  # Envoy keeps a replaced listener's connections
     stop_grace_s: float = 5.0
     restart_backoff_s: float = 0.2
     restart_backoff_max_s: float = 10.0
@@ -113,6 +117,7 @@ class SidecarSettings(SettingsBase):
             "stop_grace_s",
             "cert_root_poll_s",
             "cert_max_backoff_s",
+            "listener_drain_time_s",
         ):
             self.require(getattr(self, positive) > 0, positive, "must be > 0")
         self.require(self.drain_time_s >= 0, "drain_time_s", "must be >= 0")

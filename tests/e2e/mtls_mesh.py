@@ -13,9 +13,10 @@ service ``billing`` (expected identity ``billing``) with a genuine Citadel certi
 
 :class:`Load` sends requests at a fixed rate (open loop: a request is started every
 ``1/rate`` s whether or not the previous one finished) through storefront's sidecar and
-records every outcome. Helpers read Envoy stats and certificates over its admin API and
-make TLS clients with certificates from Citadel, from a foreign CA, or signed by the
-mesh's own root with another trust domain.
+records every outcome, and what each failed request got (:attr:`Load.failures`). Helpers
+read Envoy stats and certificates over its admin API and make TLS clients with
+certificates from Citadel, from a foreign CA, or signed by the mesh's own root with another
+trust domain.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ CERT_VALIDITY_S = 20
 WAIT_S = 30.0
 START_TIMEOUT_S = 60.0
 _HTTP_TIMEOUT_S = 5.0
+_FAILURE_CHARS = 600
 
 
 def mesh_yaml(ports: dict[str, int], mode: str) -> dict[str, str]:
@@ -262,6 +264,7 @@ class Load:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=16)
         self._results: list[Future[str]] = []
+        self.failures: list[str] = []  # "<UTC time sent> <status, headers, body | error>"
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Load:
@@ -290,10 +293,21 @@ class Load:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _one(self) -> str:
+        started = time.time()
         try:
-            return str(self._mesh.get().status_code)
+            response = self._mesh.get()
         except httpx.HTTPError as exc:
+            self._failed(started, f"{type(exc).__name__}: {exc!r}")
             return type(exc).__name__
+        if response.status_code != 200:
+            self._failed(
+                started, f"{response.status_code} {dict(response.headers)} {response.text!r}"
+            )
+        return str(response.status_code)
+
+    def _failed(self, started: float, what: str) -> None:
+        when = datetime.datetime.fromtimestamp(started, datetime.UTC).strftime("%H:%M:%S.%f")
+        self.failures.append(f"{when} {what}"[:_FAILURE_CHARS])
 
 
 def tls_request(port: int, context: ssl.SSLContext) -> tuple[x509.Certificate, bytes]:

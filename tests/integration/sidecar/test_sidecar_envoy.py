@@ -1,7 +1,8 @@
 """The Envoy supervisor with a real Envoy: live, restarted when killed, stopped cleanly.
 
-These tests run Envoy on a small static bootstrap (a listener answering 200 directly), so
-they need no Pilot; the agent against a real Pilot is in ``test_sidecar_agent.py``.
+These tests run Envoy on a small static bootstrap (a listener answering 200 directly, or
+read from a file the test rewrites, as LDS), so they need no Pilot; the agent against a
+real Pilot is in ``test_sidecar_agent.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ WAIT_S = 15.0
 
 def static_bootstrap(admin_port: int, listener_port: int) -> dict[str, Any]:
     """Admin plus one listener that answers every request with 200 ``hello``."""
+    return {
+        "admin": {"address": _address(admin_port)},
+        "static_resources": {"listeners": [hello_listener(listener_port, "hello")]},
+    }
+
+
+def hello_listener(port: int, body: str) -> dict[str, Any]:
+    """Listener ``hello`` on ``port``: every request is answered 200 with ``body``."""
     manager = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network."
         "http_connection_manager.v3.HttpConnectionManager",
@@ -41,7 +50,7 @@ def static_bootstrap(admin_port: int, listener_port: int) -> dict[str, Any]:
                     "routes": [
                         {
                             "match": {"prefix": "/"},
-                            "direct_response": {"status": 200, "body": {"inline_string": "hello"}},
+                            "direct_response": {"status": 200, "body": {"inline_string": body}},
                         }
                     ],
                 }
@@ -57,25 +66,18 @@ def static_bootstrap(admin_port: int, listener_port: int) -> dict[str, Any]:
         ],
     }
     return {
-        "admin": {"address": _address(admin_port)},
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "hello",
-                    "address": _address(listener_port),
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": manager,
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ]
-        },
+        "name": "hello",
+        "address": _address(port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
     }
 
 
@@ -151,6 +153,71 @@ async def test_envoy_that_cannot_start_fails_start_with_its_error(tmp_path: Path
     with pytest.raises(EnvoyStartError, match="no_such_field"):
         await supervisor.start()
     assert supervisor.pid is None
+
+
+async def test_replaced_listener_lets_a_kept_alive_connection_finish_gracefully(
+    tmp_path: Path,
+) -> None:
+    """An idle keep-alive connection outlives a short drain and is closed after a response.
+
+    Envoy cuts the connections of a replaced listener when its drain ends; a client
+    reusing one at that moment gets a reset (a 503 through a sidecar, not retried). The
+    listener comes from a file (LDS) so the test can replace it as Pilot would.
+    """
+    admin, port = free_port(), free_port()
+    lds = tmp_path / "lds.json"
+    write_bootstrap(lds, _discovery("1", hello_listener(port, "v1")))
+    config = {
+        "node": {"id": "test", "cluster": "test"},
+        "admin": {"address": _address(admin)},
+        "dynamic_resources": {
+            "lds_config": {"path_config_source": {"path": str(lds)}, "resource_api_version": "V3"}
+        },
+    }
+    supervisor = supervisor_for(tmp_path, config, admin)
+    await supervisor.start()
+    try:
+        await eventually(lambda: _answers(port, "v1"))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            headers, body = await _exchange(reader, writer)
+            assert body == b"v1" and "connection" not in headers  # kept alive
+            write_bootstrap(lds, _discovery("2", hello_listener(port, "v2")))
+            await eventually(lambda: _answers(port, "v2"))  # the old listener drains
+            await asyncio.sleep(1.5)  # longer than a 1 s drain
+            headers, body = await _exchange(reader, writer)  # still served, then closed
+            assert (body, headers.get("connection")) == (b"v1", "close")
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        await supervisor.stop()
+
+
+def _discovery(version: str, listener: dict[str, Any]) -> dict[str, Any]:
+    listener_type = "type.googleapis.com/envoy.config.listener.v3.Listener"
+    return {"version_info": version, "resources": [{"@type": listener_type, **listener}]}
+
+
+async def _answers(port: int, body: str) -> bool:
+    try:
+        return (await hello(port)).text == body
+    except httpx.HTTPError:
+        return False
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[dict[str, str], bytes]:
+    """One GET on a kept-alive connection: the response's headers (lower case) and body."""
+    writer.write(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(WAIT_S):
+        head = await reader.readuntil(b"\r\n\r\n")
+        status, *lines = head.decode().split("\r\n")
+        assert status.startswith("HTTP/1.1 200"), status
+        headers = dict(line.lower().split(": ", 1) for line in lines if line)
+        return headers, await reader.readexactly(int(headers["content-length"]))
 
 
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])

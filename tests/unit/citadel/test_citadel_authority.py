@@ -130,6 +130,20 @@ def test_default_lifetime_and_requested_lifetimes_are_capped(
         harness.request(validity_s=-1)
 
 
+def test_fresh_leaf_is_already_valid_where_the_clock_is_behind(
+    harness: Harness, clock: Clock
+) -> None:
+    clock.advance(0.7)  # mid-second: X.509 times are whole seconds
+    short = harness.request(validity_s=20)
+    start = x509.load_pem_x509_certificate(short.chain[0].encode()).not_valid_before_utc
+    assert start <= clock.datetime - datetime.timedelta(seconds=2)  # backdated lifetime / 10
+    assert verified_identity(short, clock.datetime - datetime.timedelta(seconds=1.9)) == [
+        str(SLEEP)
+    ]
+    default = x509.load_pem_x509_certificate(harness.request().chain[0].encode())
+    assert default.not_valid_before_utc <= clock.datetime - datetime.timedelta(minutes=5)
+
+
 def test_leaf_never_outlives_its_root(
     tmp_path: Path,
     clock: Clock,

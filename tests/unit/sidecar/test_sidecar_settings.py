@@ -55,6 +55,11 @@ def test_environment_describes_the_workload() -> None:
             "SPLITMESH_SIDECAR_RESTART_BACKOFF_MAX_S",
         ),
         ("SPLITMESH_SIDECAR_DRAIN_TIME_S", "-1", "SPLITMESH_SIDECAR_DRAIN_TIME_S"),
+        (
+            "SPLITMESH_SIDECAR_LISTENER_DRAIN_TIME_S",
+            "0",
+            "SPLITMESH_SIDECAR_LISTENER_DRAIN_TIME_S",
+        ),
         ("SPLITMESH_SIDECAR_CITADEL_ADDRESS", "citadel", "SPLITMESH_SIDECAR_CITADEL_ADDRESS"),
         ("SPLITMESH_SIDECAR_CERT_VALIDITY_S", "-5", "SPLITMESH_SIDECAR_CERT_VALIDITY_S"),
     ],
