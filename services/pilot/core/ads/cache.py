@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Coroutine, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 from services.pilot.core.ads.metrics import AdsMetrics
@@ -53,7 +54,7 @@ from services.pilot.core.ads.resources import (
     pack_all,
     pack_layer,
 )
-from services.pilot.core.model import CLUSTER_TYPE, ENDPOINT_TYPE, Proxy, ProxyConfig
+from services.pilot.core.model import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE, Proxy, ProxyConfig
 from services.pilot.core.snapshot import MeshSnapshot
 from services.pilot.core.xds.generate import ClusterConfig, OutboundScope, SharedConfig
 
@@ -126,13 +127,21 @@ class _Shared:
     """A scope's shared config, its cluster part and its ``outbound_http`` route packed.
 
     The route is kept only packed (as a message it takes several times the memory): the
-    config's ``outbound_route`` is an empty stand-in, and packing a proxy's own resources
-    maps the stand-in to ``route``.
+    config's ``outbound_route`` is an empty stand-in. A sidecar's packed config finds the
+    route in ``layer`` (so its RDS selection of it is shared too), not in its own layer.
     """
 
     config: SharedConfig
     clusters: _Clusters
     route: PackedResource
+    layer: PackedLayer  # the route over the cluster layer: what its sidecars share
+
+
+def _shared(config: SharedConfig, clusters: _Clusters, route: PackedResource) -> _Shared:
+    version = clusters.layer.version
+    routes = MappingProxyType({ROUTE_TYPE: MappingProxyType({route.name: route})})
+    layer = PackedLayer(version, routes, parent=clusters.layer)
+    return _Shared(config=config, clusters=clusters, route=route, layer=layer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +216,9 @@ class GenerationCache:
         earlier = self._earlier_config(proxy)
         if earlier is not None:  # its own resources do not depend on endpoints: keep them
             own = earlier.own.relabeled(snapshot.version)
-            return PackedConfig(version=snapshot.version, own=own, shared=shared.clusters.layer)
+            routed = earlier.shared is not None and ROUTE_TYPE in earlier.shared.resources
+            layer = shared.layer if routed else shared.clusters.layer
+            return PackedConfig(version=snapshot.version, own=own, shared=layer)
         return await self._in_worker(self._proxy_config, snapshot, proxy, shared)
 
     async def _shared_part(self, snapshot: MeshSnapshot, proxy: Proxy) -> _Shared:
@@ -222,7 +233,7 @@ class GenerationCache:
             config = translation.refresh_endpoints(
                 snapshot, proxy, earlier.config, clusters=clusters.config
             )
-            return _Shared(config=config, clusters=clusters, route=earlier.route)
+            return _shared(config, clusters, earlier.route)
         outbound = await self._in_worker(translation.outbound_scope, snapshot, proxy)
         clusters = await self._cluster_part(
             outbound.cluster_digest,
@@ -287,18 +298,22 @@ class GenerationCache:
             )
         route = config.outbound_route
         (packed,) = pack_all([(str(getattr(route, "name", "")), route)]).values()
-        stand_in = type(route)()
-        return _Shared(
-            config=replace(config, outbound_route=stand_in), clusters=clusters, route=packed
-        )
+        return _shared(replace(config, outbound_route=type(route)()), clusters, packed)
 
     def _proxy_config(self, snapshot: MeshSnapshot, proxy: Proxy, shared: _Shared) -> PackedConfig:
         with _logged(f"generating config of {proxy.id}", snapshot):
             own = self._translation.generate_own(snapshot, proxy, shared.config)
-        layer = pack_layer(
-            own, snapshot.version, reuse={id(shared.config.outbound_route): shared.route}
-        )
-        return PackedConfig(version=snapshot.version, own=layer, shared=shared.clusters.layer)
+        routes = own.of_type(ROUTE_TYPE)
+        stand_in = shared.config.outbound_route
+        if routes.get(shared.route.name) is not stand_in:  # no outbound listener (a router)
+            own_layer = pack_layer(own, snapshot.version)
+            return PackedConfig(
+                version=snapshot.version, own=own_layer, shared=shared.clusters.layer
+            )
+        mine = {name: route for name, route in routes.items() if route is not stand_in}
+        own = ProxyConfig(resources={**own.resources, ROUTE_TYPE: MappingProxyType(mine)})
+        own_layer = pack_layer(own, snapshot.version)
+        return PackedConfig(version=snapshot.version, own=own_layer, shared=shared.layer)
 
     def _uncached(self, snapshot: MeshSnapshot, proxy: Proxy) -> PackedConfig:
         """``proxy``'s config at a snapshot that is not current: nothing shared or cached."""

@@ -289,25 +289,42 @@ class Selection:
 
 
 class PackedLayer:
-    """Packed resources of one or more types, with memoized selections."""
+    """Packed resources of one or more types, with memoized selections.
 
-    __slots__ = ("_selections", "resources", "version")
+    A layer with a ``parent`` answers for the types it does not hold from the parent (and
+    its selections, shared with every other child): a scope's route layer over the cluster
+    layer its namespace shares with others.
+    """
 
-    def __init__(self, version: str, resources: Mapping[str, Mapping[str, PackedResource]]):
+    __slots__ = ("_selections", "parent", "resources", "version")
+
+    def __init__(
+        self,
+        version: str,
+        resources: Mapping[str, Mapping[str, PackedResource]],
+        *,
+        parent: PackedLayer | None = None,
+    ) -> None:
         self.version = version
         self.resources = resources
+        self.parent = parent
         self._selections: dict[_Key, Selection] = {}
 
     def relabeled(self, version: str) -> PackedLayer:
         """The same resources as a layer of snapshot ``version`` (nothing packed again)."""
-        return PackedLayer(version, self.resources)
+        return PackedLayer(version, self.resources, parent=self.parent)
 
     def of_type(self, type_url: str) -> Mapping[str, PackedResource]:
         """The packed resources of one type (empty when none)."""
-        return self.resources.get(type_url, _NONE)
+        found = self.resources.get(type_url)
+        if found is None:
+            return _NONE if self.parent is None else self.parent.of_type(type_url)
+        return found
 
     def select(self, type_url: str, names: frozenset[str] | None) -> Selection:
         """This layer's view of a watch of ``names`` (``None``: wildcard); memoized."""
+        if self.parent is not None and type_url not in self.resources:
+            return self.parent.select(type_url, names)
         key = (type_url, names)
         selection = self._selections.get(key)
         if selection is None:
@@ -324,7 +341,8 @@ class PackedLayer:
         if selection is None:
             of_type = self.of_type(type_url)
             mine = {n: r for n, r in of_type.items() if names is None or n in names}
-            base = shared.select(type_url, None if names is None else names - of_type.keys())
+            rest = None if names is None else frozenset(names - of_type.keys())
+            base = shared.select(type_url, rest)
             if base.resources.keys().isdisjoint(mine):
                 selection = Selection(type_url, self.version, mine, base=base)
             else:

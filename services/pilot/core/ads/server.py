@@ -76,6 +76,7 @@ class DiscoveryServer:
         self._debouncer = PushDebouncer(self._release, quiet=debounce_quiet, max_delay=debounce_max)
         self._snapshot: MeshSnapshot | None = None
         self._released_at: float | None = None
+        self._active_at: float | None = None
         self._connections: dict[str, Connection[Any]] = {}
         self._nonces = itertools.count(1)
         self._ids = itertools.count(1)
@@ -116,6 +117,7 @@ class DiscoveryServer:
         proxy = proxy_from_node(node)
         connection = kind(conn_id=f"{proxy.id}-{next(self._ids)}", proxy=proxy, peer=peer, hub=self)
         self._connections[connection.id] = connection
+        self._active_at = time.monotonic()
         self._metrics.connected.add(1)
         _log.info("proxy %s connected (%s, %s)", proxy.id, connection.protocol, peer)
         return connection
@@ -126,6 +128,10 @@ class DiscoveryServer:
         if self._connections.pop(connection.id, None) is not None:
             self._metrics.connected.add(-1)
             _log.info("proxy %s disconnected", connection.proxy.id)
+
+    def last_activity(self) -> float | None:
+        """When (``time.monotonic()``) a push was released or a proxy connected last."""
+        return self._active_at
 
     def connections(self) -> Iterator[Connection[Any]]:
         """The open connections, oldest first."""
@@ -152,7 +158,7 @@ class DiscoveryServer:
         self._snapshot = snapshot
         self._released_at = time.time()
         self._cache.reset(snapshot)
-        started = time.monotonic()
+        started = self._active_at = time.monotonic()
         for connection in self.connections():
             connection.push(full=full, started=started)
         _log.info(
