@@ -18,11 +18,12 @@ and counts as activity now.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
 from collections.abc import Callable
+
+from shared.lifecycle import cancel_and_wait
 
 _log = logging.getLogger(__name__)
 
@@ -66,10 +67,7 @@ class IdleCollector:
     async def stop(self) -> None:
         """Stop and restore the previous thresholds. Idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None

@@ -13,10 +13,11 @@ with itself (signals), and only the first call does the work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +38,19 @@ class Component(Protocol):
     async def stop(self) -> None:
         """Release everything the component holds. Safe to call twice or before start."""
         ...
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (None: nothing to do) and wait until it has finished.
+
+    The task's own ``CancelledError`` is absorbed; what it raised otherwise propagates.
+    Components use it to stop their background task.
+    """
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class StartupError(RuntimeError):

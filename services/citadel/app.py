@@ -12,7 +12,6 @@ authority in-process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from services.citadel.core.token import TokenVerifier
 from services.citadel.settings import CitadelSettings
 from shared.grpc_server import GrpcServer
 from shared.http_server import HttpServer, build_http_app
-from shared.lifecycle import Component, ComponentHost
+from shared.lifecycle import Component, ComponentHost, cancel_and_wait
 from shared.ports_file import PortsFile
 
 _log = logging.getLogger(__name__)
@@ -175,10 +174,7 @@ class CaRunner:
     async def stop(self) -> None:
         """Stop the rotation ticker. Idempotent."""
         ticker, self._ticker = self._ticker, None
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        await cancel_and_wait(ticker)
 
     async def _tick_forever(self, roots: RootSource) -> None:
         while True:

@@ -42,7 +42,6 @@ root is not a directory; ``stop`` is idempotent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import hashlib
 import logging
@@ -58,6 +57,7 @@ from watchfiles import awatch
 from services.galley.core.debounce import Debouncer
 from services.galley.ports import ConfigSink
 from shared.config import ConfigIssue, ParseResult, parse_yaml
+from shared.lifecycle import cancel_and_wait
 
 _log = logging.getLogger(__name__)
 
@@ -162,10 +162,7 @@ class DirectorySource:
     async def stop(self) -> None:
         """Stop watching and drop unprocessed changes. Idempotent."""
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        await cancel_and_wait(watcher)
         await self._debouncer.stop()
 
     async def _watch(self) -> None:

@@ -13,7 +13,8 @@ Task safety: event loop only. The monitor is a Component (``start``/``stop``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+
+from shared.lifecycle import cancel_and_wait
 
 
 class LoadShedder:
@@ -51,10 +52,7 @@ class LoopLagMonitor:
     async def stop(self) -> None:
         """Stop sampling. Idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
