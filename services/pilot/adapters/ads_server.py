@@ -31,7 +31,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from services.pilot.core.ads.connection import Connection, Response
 from services.pilot.core.ads.delta import DeltaConnection
 from services.pilot.core.ads.errors import ConnectionClosedError, StreamRequestError
-from services.pilot.core.ads.resources import EncodedResponse
+from services.pilot.core.ads.selection import EncodedResponse
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 

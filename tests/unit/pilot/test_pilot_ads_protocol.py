@@ -27,7 +27,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.pilot.core.ads.connection import Connection
 from services.pilot.core.ads.delta import DeltaConnection
 from services.pilot.core.ads.errors import BadNodeError, UnknownTypeError
-from services.pilot.core.ads.resources import EncodedResponse
+from services.pilot.core.ads.selection import EncodedResponse
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 from services.pilot.core.config_store import ConfigRejectedError, ConfigStore, pilot_collections

@@ -17,7 +17,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.pilot.core.ads.cache import GenerationCache
 from services.pilot.core.ads.debounce import PushDebouncer
 from services.pilot.core.ads.metrics import AdsMetrics
-from services.pilot.core.ads.resources import PackedConfig, PackedResource
+from services.pilot.core.ads.resources import PackedConfig
+from services.pilot.core.ads.selection import PackedResource
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 from services.pilot.core.model import (

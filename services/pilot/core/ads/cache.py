@@ -47,13 +47,8 @@ from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 from services.pilot.core.ads.metrics import AdsMetrics
-from services.pilot.core.ads.resources import (
-    PackedConfig,
-    PackedLayer,
-    PackedResource,
-    pack_all,
-    pack_layer,
-)
+from services.pilot.core.ads.resources import PackedConfig, PackedLayer, pack_all, pack_layer
+from services.pilot.core.ads.selection import PackedResource
 from services.pilot.core.model import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE, Proxy, ProxyConfig
 from services.pilot.core.snapshot import MeshSnapshot
 from services.pilot.core.xds.generate import ClusterConfig, OutboundScope, SharedConfig

@@ -35,7 +35,8 @@ from google.protobuf.message import Message
 
 from services.pilot.core.ads.errors import ConnectionClosedError, UnknownTypeError
 from services.pilot.core.ads.metrics import AdsMetrics, short_type
-from services.pilot.core.ads.resources import EncodedResponse, PackedConfig
+from services.pilot.core.ads.resources import PackedConfig
+from services.pilot.core.ads.selection import EncodedResponse
 from services.pilot.core.ads.watch import Nack, Watch, WatchStatus
 from services.pilot.core.model import (
     CLUSTER_TYPE,

@@ -23,7 +23,8 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from services.pilot.core.ads.connection import WILDCARD_TYPES, Connection, error_text
-from services.pilot.core.ads.resources import EncodedResponse, PackedConfig
+from services.pilot.core.ads.resources import PackedConfig
+from services.pilot.core.ads.selection import EncodedResponse
 from services.pilot.core.ads.watch import Watch
 
 

@@ -17,7 +17,8 @@ API (what the ADS server calls)::
     cache = SharedCache()               # thread-safe: cache.generate(snapshot, proxy)
     missing_clusters(config)            # route targets without a cluster (diagnostics)
 
-Three levels of sharing. :func:`scope_key` may key whole ProxyConfigs: it includes the
+(:class:`ClusterConfig` and its two functions live in :mod:`.cluster_config`.) Three levels
+of sharing. :func:`scope_key` may key whole ProxyConfigs: it includes the
 proxy's own ports, so catalog v1 and v2 in one namespace get different keys (their inbound
 listeners differ). :func:`shared_key` keys :class:`SharedConfig`, what proxies of one
 namespace and Sidecar share: the ``outbound_http`` routes (their short host names depend
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -74,9 +75,14 @@ from services.pilot.core.model import (
 from services.pilot.core.registry import HTTP_PROTOCOLS
 from services.pilot.core.snapshot import MESH_GATEWAY, MeshSnapshot
 from services.pilot.core.xds import naming
-from services.pilot.core.xds.clusters import build_clusters, inbound_cluster
-from services.pilot.core.xds.endpoints import build_endpoints
-from services.pilot.core.xds.http_route import RouteContext, RouteMemo
+from services.pilot.core.xds.cluster_config import (
+    ClusterConfig,
+    frozen_by_name,
+    generate_clusters,
+    refresh_clusters,
+)
+from services.pilot.core.xds.clusters import inbound_cluster
+from services.pilot.core.xds.http_route import RouteContext
 from services.pilot.core.xds.listeners import (
     gateway_listeners,
     inbound_listener,
@@ -89,7 +95,6 @@ from services.pilot.core.xds.plan import (
     OutboundScope,
     PlannedCluster,
     outbound_scope,
-    plan_outbound,
 )
 from services.pilot.core.xds.problems import Problem, Problems, ProblemSink
 from services.pilot.core.xds.routes import (
@@ -98,7 +103,7 @@ from services.pilot.core.xds.routes import (
     outbound_route_config,
 )
 from services.pilot.core.xds.scope import gateway_servers, scope_key, shared_key
-from services.pilot.core.xds.tls import secure_clusters, secure_inbound
+from services.pilot.core.xds.tls import secure_inbound
 
 __all__ = [
     "ClusterConfig",
@@ -118,22 +123,6 @@ __all__ = [
 ]
 
 _V = TypeVar("_V")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClusterConfig:
-    """Outbound clusters and their load assignments: shared by every scope that plans them.
-
-    ``key`` is the snapshot version and the :attr:`OutboundScope.cluster_digest` of the
-    scopes served. ``routes`` memoizes VirtualService routes for their route configs.
-    """
-
-    key: str
-    clusters: Mapping[str, Message]
-    endpoints: Mapping[str, Message]
-    plan: Mapping[str, PlannedCluster]
-    problems: tuple[Problem, ...]
-    routes: RouteMemo = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,25 +153,6 @@ class SharedConfig:
     def plan(self) -> Mapping[str, PlannedCluster]:
         """The planned outbound clusters the resources were built from."""
         return self.cluster_config.plan
-
-
-def generate_clusters(
-    snapshot: MeshSnapshot, outbound: OutboundScope, *, report: ProblemSink | None = None
-) -> ClusterConfig:
-    """Outbound clusters and load assignments for every scope with ``outbound``'s digest."""
-    problems = Problems(report)
-    plan = plan_outbound(outbound, problems)
-    clusters = build_clusters(plan, snapshot.mesh, problems)
-    secure_clusters(clusters, plan, snapshot, outbound.tls, problems)
-    endpoints = build_endpoints(plan, problems)
-    return ClusterConfig(
-        key=f"{snapshot.version}|{outbound.cluster_digest}",
-        clusters=_frozen(clusters),
-        endpoints=_frozen(endpoints),
-        plan=MappingProxyType(plan),
-        problems=tuple(problems.found),
-        routes=RouteMemo(),
-    )
 
 
 def generate_shared(
@@ -222,35 +192,6 @@ def generate_shared(
         cluster_config=clusters,
         outbound_route=outbound_route,
         problems=tuple(dict.fromkeys((*clusters.problems, *problems.found))),
-    )
-
-
-def refresh_clusters(
-    snapshot: MeshSnapshot, earlier: ClusterConfig, *, report: ProblemSink | None = None
-) -> ClusterConfig:
-    """``earlier`` with the endpoints of ``snapshot`` (see the module docstring).
-
-    ``earlier`` must come from :func:`generate_clusters` (or this function) at a snapshot
-    whose ``config_digest`` equals ``snapshot``'s.
-    """
-    problems = Problems(report)
-    plan: dict[str, PlannedCluster] = {}
-    for name, planned in earlier.plan.items():
-        service = snapshot.service(planned.service.hostname) or planned.service
-        moved = service.endpoints != planned.service.endpoints
-        plan[name] = replace(planned, service=service) if moved else planned
-
-    def unchanged(name: str, planned: PlannedCluster) -> Message | None:
-        return earlier.endpoints.get(name) if earlier.plan[name] is planned else None
-
-    endpoints = build_endpoints(plan, problems, reuse=unchanged)
-    return ClusterConfig(
-        key=f"{snapshot.version}|{earlier.key.partition('|')[2]}",
-        clusters=earlier.clusters,
-        endpoints=_frozen(endpoints),
-        plan=MappingProxyType(plan),
-        problems=tuple(dict.fromkeys((*earlier.problems, *problems.found))),
-        routes=RouteMemo(),
     )
 
 
@@ -295,7 +236,7 @@ def generate(
     return ProxyConfig(
         resources=MappingProxyType(
             {
-                CLUSTER_TYPE: _frozen({**shared.clusters, **own.of_type(CLUSTER_TYPE)}),
+                CLUSTER_TYPE: frozen_by_name({**shared.clusters, **own.of_type(CLUSTER_TYPE)}),
                 ENDPOINT_TYPE: shared.endpoints,
                 LISTENER_TYPE: own.of_type(LISTENER_TYPE),
                 ROUTE_TYPE: own.of_type(ROUTE_TYPE),
@@ -364,9 +305,9 @@ def generate_own(
     return ProxyConfig(
         resources=MappingProxyType(
             {
-                CLUSTER_TYPE: _frozen(clusters),
-                LISTENER_TYPE: _frozen(listeners),
-                ROUTE_TYPE: _frozen(routes),
+                CLUSTER_TYPE: frozen_by_name(clusters),
+                LISTENER_TYPE: frozen_by_name(listeners),
+                ROUTE_TYPE: frozen_by_name(routes),
             }
         )
     )
@@ -449,7 +390,3 @@ def _route_targets(route: rc.Route) -> set[str]:
     if action.cluster:
         names.add(action.cluster)
     return names
-
-
-def _frozen(resources: Mapping[str, Message]) -> Mapping[str, Message]:
-    return MappingProxyType(dict(sorted(resources.items())))
