@@ -6,8 +6,8 @@ there why). One application's file is rewritten 50 times, one change at a time. 
 debounce is set to quiet = max = 100 ms, so it adds exactly that to every change (a single
 change triggers it once); the figure held to the target (p99 ≤ 20 ms) is the end-to-end
 time minus that window. The stages show where the rest goes: the directory source's own
-file-watch batching and settle delay (fixed in its code: watchfiles reports a change after
-50-100 ms, the settle debounce adds 50 ms), reading and publishing, and the MCP fan-out.
+file-watch batching (fixed in its code: watchfiles reports a change once 50 ms passed
+without another event), reading and publishing, and the MCP fan-out.
 
 Also reported: Galley's CPU seconds (``/proc/<pid>/stat``) per 1000 pushes received by
 the subscribers during the changes, and how much of one core this process (the

@@ -10,7 +10,7 @@ at the new version. syncz is polled every 10 ms, so a figure may be up to one po
 Debounce settings: Galley's store and Pilot's push debounce are each 100 ms with quiet =
 max, so a single change waits exactly 100 ms in each; the target is p50 ≤ 100 + 100 +
 50 ms. Galley's directory watcher adds a fixed delay of its own that the target does not
-count (watchfiles reports a change after 50-100 ms, then a 50 ms settle debounce).
+count (watchfiles reports a change once 50 ms passed without another event).
 
 The stages show where the time goes: write → Galley published (Galley's log, millisecond
 resolution), → Pilot released the push (syncz ``released_at``), → every sidecar ACKed.

@@ -7,8 +7,9 @@ so every proxy sees all 1,000 services (about 3,500 clusters and as many endpoin
 assignments each): the worst case, as in a mesh that does not scope its sidecars. Galley
 and Pilot run as local processes (:class:`bench.pilot_mesh.BenchMesh`, no workloads); the
 100 proxies are :class:`bench.ads_client.SimulatedProxy` streams in this process, one per
-application of the first 10 namespaces (node metadata as the agent writes it), so Pilot
-shares generation per namespace (10 shared scopes) and adds each proxy's inbound part.
+application of the first 10 namespaces (node metadata as the agent writes it): Pilot
+generates the clusters once (every namespace sees the same services), the outbound routes
+once per namespace (10 scopes) and each proxy's inbound part.
 
 For each protocol (state of the world, then delta; Pilot is restarted in between so each
 starts from the same state) the fleet connects and syncs, then 5 full pushes (a
