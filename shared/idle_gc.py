@@ -49,8 +49,6 @@ class IdleCollector:
         self._check_s = check_s
         self._task: asyncio.Task[None] | None = None
         self._thresholds: tuple[int, int, int] | None = None
-        self.collections = 0
-        """Full collections run so far."""
 
     @property
     def name(self) -> str:
@@ -86,7 +84,6 @@ class IdleCollector:
             if settled or now - collected_at >= self._max_interval_s:
                 started = time.perf_counter()
                 found = gc.collect()
-                self.collections += 1
                 collected_at = time.monotonic()
                 _log.debug(
                     "full collection: %d objects in %.0f ms",
