@@ -105,7 +105,7 @@ class EncodedResponse:
 
 
 class Selection:
-    """What one watch sees of a :class:`PackedConfig`: resources by name, in response order.
+    """What one watch sees of a proxy's packed config: resources by name, in response order.
 
     ``versions`` maps each name to its content version. :meth:`sotw_response` is the
     state-of-the-world response carrying them, encoded: a selection serializes its
