@@ -9,14 +9,18 @@ launches one background task and returns at once (Citadel may be down); the task
 2. publishes the result as a new :class:`WorkloadCertificate` (``version`` + 1);
 3. sleeps until the certificate is due — ``rotation_fraction`` of its remaining life when
    received (Citadel backdates ``not_before``), minus up to ``jitter_fraction`` of that
-   (drawn once per certificate, so a fleet spreads out) —
-   polling the signer's trust bundle every ``root_poll_s``. When the bundle changes, the
-   new roots are published at once (same key and chain) and the certificate is renewed.
+   (drawn once per certificate, so a fleet spreads out).
 
 When signing fails (Citadel unreachable, or a refusal) the current certificate stays
 published and the task retries after a back-off that doubles from ``initial_backoff_s``
 up to ``max_backoff_s``, each delay drawn from its upper half; it resets after a success.
-A failed trust-bundle poll is logged and changes nothing.
+
+Once a certificate is published, the signer's trust bundle is polled every
+``root_poll_s`` (counted from the last roots received), while waiting for renewal and
+while backing off alike: Citadel starts signing with a new root a grace period after
+publishing it, and a workload that has not trusted it by then rejects its peers. When
+the bundle changes, the new roots are published at once (same key and chain) and the
+certificate is renewed. A failed trust-bundle poll is logged and changes nothing.
 
 Readers (the SDS server) call :attr:`WorkloadCertificates.current` and await
 :meth:`WorkloadCertificates.wait_for` a version newer than the one they hold. Task
@@ -119,6 +123,7 @@ class WorkloadCertificates:
         self._random = random.Random()
         self._current: WorkloadCertificate | None = None
         self._due_at = 0.0
+        self._poll_at = 0.0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
@@ -190,11 +195,11 @@ class WorkloadCertificates:
                     exc,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._sleep_until(self._clock() + delay)
                 backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             backoff = self._initial_backoff_s
-            await self._sleep_until_due()
+            await self._sleep_until(self._due_at)
 
     async def _renew(self) -> None:
         key_pem, csr_pem = new_key_and_csr(self._identity, self._key_type)
@@ -218,6 +223,7 @@ class WorkloadCertificates:
         life = certificate.not_after.timestamp() - received
         fraction = self._rotation_fraction * (1 - self._jitter_fraction * self._random.random())
         self._due_at = received + life * fraction
+        self._poll_at = received + self._root_poll_s
         self._renewals += 1
         self._last_error = None
         _log.info(
@@ -228,24 +234,34 @@ class WorkloadCertificates:
             _iso(self._due_at),
         )
 
-    async def _sleep_until_due(self) -> None:
-        while (remaining := self._due_at - self._clock()) > 0:
-            await asyncio.sleep(min(remaining, self._root_poll_s))
-            if self._due_at - self._clock() <= 0:
-                return
-            try:
-                roots = await self._signer.trust_bundle()
-            except Exception as exc:
-                _log.debug("trust bundle poll failed (keeping the roots): %s", exc)
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (Unix time), polling the trust bundle when it is due;
+        return early once changed roots were published."""
+        while (now := self._clock()) < deadline:
+            if self._current is not None and now >= self._poll_at:
+                self._poll_at = now + self._root_poll_s
+                if await self._publish_changed_roots():
+                    return
                 continue
-            current = self._current
-            roots_pem = "".join(pem if pem.endswith("\n") else pem + "\n" for pem in roots)
-            if current is not None and roots and roots_pem != current.roots_pem:
-                _log.info("the mesh's roots changed: publishing them and renewing now")
-                await self._publish(
-                    dataclasses.replace(current, version=self._next_version(), roots_pem=roots_pem)
-                )
-                return
+            wake = deadline if self._current is None else min(deadline, self._poll_at)
+            await asyncio.sleep(wake - now)
+
+    async def _publish_changed_roots(self) -> bool:
+        """Poll the trust bundle; publish it with the current certificate if it changed."""
+        try:
+            roots = await self._signer.trust_bundle()
+        except Exception as exc:
+            _log.debug("trust bundle poll failed (keeping the roots): %s", exc)
+            return False
+        current = self._current
+        roots_pem = "".join(pem if pem.endswith("\n") else pem + "\n" for pem in roots)
+        if current is None or not roots or roots_pem == current.roots_pem:
+            return False
+        _log.info("the mesh's roots changed: publishing them and renewing now")
+        await self._publish(
+            dataclasses.replace(current, version=self._next_version(), roots_pem=roots_pem)
+        )
+        return True
 
     async def _publish(self, certificate: WorkloadCertificate) -> None:
         async with self._changed:

@@ -8,7 +8,9 @@ Citadel serves.
 Where the CA comes from: ``plugged_ca_dir`` (Istio's ``cacerts`` layout: ``ca-cert.pem``,
 ``ca-key.pem``, ``cert-chain.pem``, ``root-cert.pem``; never rotated by Citadel), else a
 self-signed root generated on first start and kept in ``state_dir`` (keys 0600), rotated
-once less than ``root_rotation_fraction`` of its life is left. Tokens are verified with
+once less than ``root_rotation_fraction`` of its life is left: the next root is trusted
+first and signs once Citadel has served it for ``root_rotation_grace_s`` (a restart
+starts the grace over). Tokens are verified with
 ``token_public_key`` (an Ed25519 public key, PEM), else with the public half of
 ``<state_dir>/token-signing.key``, generated on first start for the local launcher.
 """

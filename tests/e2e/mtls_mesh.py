@@ -53,6 +53,7 @@ CATALOG = "catalog.shop.svc.cluster.local"
 BILLING = "billing.shop.svc.cluster.local"
 
 CERT_VALIDITY_S = 20
+ROOT_ROTATION_GRACE_S = 2.0
 WAIT_S = 30.0
 START_TIMEOUT_S = 60.0
 _HTTP_TIMEOUT_S = 5.0
@@ -95,8 +96,13 @@ class MeshCitadel(CitadelRun):
     """Citadel with a short root-rotation grace, and what tests ask of it."""
 
     def start(self, **settings: str) -> None:
-        """Start with a 2 s rotation grace and 0.2 s root checks (plus ``settings``)."""
-        super().start(ROOT_ROTATION_GRACE_S="2", ROOT_CHECK_INTERVAL_S="0.2", **settings)
+        """Start with a :data:`ROOT_ROTATION_GRACE_S` rotation grace and 0.2 s root checks
+        (plus ``settings``)."""
+        super().start(
+            ROOT_ROTATION_GRACE_S=str(ROOT_ROTATION_GRACE_S),
+            ROOT_CHECK_INTERVAL_S="0.2",
+            **settings,
+        )
 
     def issue(self, service_account: str) -> tuple[bytes, IssuedCertificate]:
         """A key and a Citadel certificate for ``shop/<service_account>``."""

@@ -9,6 +9,7 @@ changes it. Certificates live 20 s, so every test runs while agents renew (see
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.e2e.mtls_mesh import (
     BILLING,
     CATALOG,
     CERT_VALIDITY_S,
+    ROOT_ROTATION_GRACE_S,
     Impostor,
     Load,
     MtlsMesh,
@@ -217,9 +219,24 @@ def test_traffic_continues_while_citadel_is_down_and_agents_recover(mesh: MtlsMe
     assert set(outcomes) == {"200"}, (outcomes, load.failures, _errors(mesh))
 
 
+def _tls_errors(mesh: MtlsMesh) -> dict[str, int]:
+    """Failed handshakes between the sidecars: storefront's side, then catalog's."""
+    return {
+        "storefront connection_error": mesh.storefront.stat(
+            f"{CATALOG_CLUSTER}.ssl.connection_error"
+        ),
+        "storefront fail_verify_error": mesh.storefront.stat(
+            f"{CATALOG_CLUSTER}.ssl.fail_verify_error"
+        ),
+        "catalog connection_error": _listener_stat(mesh, "connection_error"),
+        "catalog fail_verify_error": _listener_stat(mesh, "fail_verify_error"),
+    }
+
+
 def test_root_rotation_with_overlap_loses_no_requests(mesh: MtlsMesh, tmp_path: Path) -> None:
     citadel = mesh.citadel
     old_root, _ = citadel.signing_root()
+    tls_errors = _tls_errors(mesh)
     with Load(mesh, RATE) as load:
         citadel.stop()  # rotation due at once: the next root is published on start
         citadel.start(ROOT_ROTATION_FRACTION="0.9999999")
@@ -227,8 +244,9 @@ def test_root_rotation_with_overlap_loses_no_requests(mesh: MtlsMesh, tmp_path: 
             lambda: citadel.debug_root()["rotation"]["phase"] == "next-root-published",
             "Citadel never published a next root",
         )
-        citadel.stop()  # back to the default fraction: the next root signs after the grace
-        citadel.start()
+        citadel.stop()
+        time.sleep(ROOT_ROTATION_GRACE_S)  # down longer than the grace: agents lacked the root
+        citadel.start()  # back to the default fraction: the next root signs after the grace
         wait_for(lambda: citadel.signing_root()[0] != old_root, "the next root never signed")
         new_root, _ = citadel.signing_root()
         key_pem, issued = citadel.issue("tester")  # signed by the new root
@@ -249,6 +267,9 @@ def test_root_rotation_with_overlap_loses_no_requests(mesh: MtlsMesh, tmp_path: 
         )
         outcomes = load.stop()
     assert set(outcomes) == {"200"}, (outcomes, load.failures, _errors(mesh))
+    # Both roots were trusted everywhere before the new one signed: not one handshake failed
+    # (the router's connect-failure retries would hide such failures from the load).
+    assert _tls_errors(mesh) == tls_errors, (tls_errors, _errors(mesh))
     trusted = citadel.debug_root()["trusted_roots"]
     assert len(trusted) == 2  # the old root is still trusted while its leaves may live
 

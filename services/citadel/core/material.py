@@ -51,7 +51,11 @@ class KeyPair:
 
 @dataclass(frozen=True, slots=True)
 class RootSet:
-    """The self-signed CA's roots; ``next_published_at`` is set exactly when ``next`` is."""
+    """The self-signed CA's roots.
+
+    ``next_published_at`` (when the running Citadel began serving ``next``) is set exactly
+    when ``next`` is.
+    """
 
     signing: KeyPair
     next: KeyPair | None = None

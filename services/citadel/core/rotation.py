@@ -15,6 +15,12 @@ verifying::
         the new root signs, the old one is still trusted (its leaves live on)
     ──(the old root expires)──► idle
 
+The grace counts only time this process has served the next root: agents cannot fetch
+it while Citadel is down, so loading a pending next root publishes it again
+(``next_published_at`` becomes the load time) and the grace starts over. So no leaf is
+signed by the next root before every agent that polls the trust bundle more often than
+once per ``grace`` has had the chance to trust it, however long Citadel was down.
+
 A signing root found expired (Citadel was down for its whole rotation window) is replaced
 at once, promoting a published next root if there is one. Every change is saved before it
 is served. Task safety: one owner (the event loop) calls ``tick`` and reads ``current``;
@@ -140,13 +146,20 @@ class SelfSignedRoots:
         return self._view
 
     def load_or_create(self, now: datetime.datetime) -> list[str]:
-        """Load the stored roots (or make and save the first one), then :meth:`tick`."""
+        """Load the stored roots (or make and save the first one), then :meth:`tick`.
+
+        A pending next root is published again at ``now`` (its grace starts over).
+        """
         roots = self._store.load()
         events = ["root_loaded"]
         if roots is None:
             roots = RootSet(signing=self._new_root(now))
             self._store.save(roots)
             events = ["root_created"]
+        elif roots.next is not None:  # the grace starts over (module docstring)
+            roots = replace(roots, next_published_at=now)
+            self._store.save(roots)
+            events.append("next_root_republished")
         self._set(roots)
         return events + self.tick(now)
 

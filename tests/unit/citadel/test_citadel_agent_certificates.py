@@ -191,6 +191,28 @@ async def test_new_roots_are_published_at_once_then_the_leaf_renewed(
     assert renewed.roots_pem == bundle
 
 
+async def test_new_roots_are_published_while_renewal_backs_off(signer: InProcessSigner) -> None:
+    """Citadel signs with a new root a grace after publishing it, whether or not this
+    agent's own renewal succeeds: a backing-off agent must trust it in time too."""
+    certificates = manager(signer, validity_s=2)
+    await certificates.start()
+    try:
+        first = await next_version(certificates, 0)
+        signer.refuse_signing = True
+        deadline = time.monotonic() + WAIT_S
+        while certificates.status()["failures"] < 2:  # due, refused: backing off
+            assert time.monotonic() < deadline, certificates.status()
+            await asyncio.sleep(0.02)
+        later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=20)
+        assert signer.roots.tick(later) == ["next_root_published"]
+        roots_only = await next_version(certificates, first.version)
+    finally:
+        await certificates.stop()
+    assert roots_only.serial == first.serial
+    assert roots_only.roots_pem == "".join(signer.authority.trusted_roots())
+    assert certificates.status()["renewals"] == 1
+
+
 def test_arguments_are_checked(signer: InProcessSigner) -> None:
     with pytest.raises(ValueError, match="rotation_fraction"):
         WorkloadCertificates(

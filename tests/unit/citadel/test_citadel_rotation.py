@@ -99,14 +99,40 @@ def test_full_rotation_keeps_every_certificate_verifiable(tmp_path: Path, clock:
 def test_each_phase_survives_a_restart(tmp_path: Path, clock: Clock) -> None:
     roots = make_roots(tmp_path)
     roots.load_or_create(clock.datetime)
-    for step in ((TTL * 0.85).total_seconds(), GRACE.total_seconds(), 0.0):
+    for step, republished in (
+        ((TTL * 0.85).total_seconds(), ["next_root_republished"]),
+        (GRACE.total_seconds(), []),
+        (0.0, []),
+    ):
         clock.advance(step)
         roots.tick(clock.datetime)
         reloaded = make_roots(tmp_path)
-        assert reloaded.load_or_create(clock.datetime) == ["root_loaded"]
+        assert reloaded.load_or_create(clock.datetime) == ["root_loaded", *republished]
         assert reloaded.current.trusted == roots.current.trusted
         assert reloaded.current.material.root == roots.current.material.root
         assert reloaded.status(clock.datetime) == roots.status(clock.datetime)
+
+
+def test_the_grace_starts_over_when_citadel_restarts(tmp_path: Path, clock: Clock) -> None:
+    """Agents cannot fetch the next root while Citadel is down, so downtime is no grace."""
+    roots = make_roots(tmp_path)
+    roots.load_or_create(clock.datetime)
+    clock.advance((TTL * 0.85).total_seconds())
+    assert roots.tick(clock.datetime) == ["next_root_published"]
+    published = roots.current
+    clock.advance((GRACE * 3).total_seconds())  # Citadel stopped at once and was down since
+
+    restarted = make_roots(tmp_path)
+    assert restarted.load_or_create(clock.datetime) == ["root_loaded", "next_root_republished"]
+    assert restarted.current.material.root == published.material.root  # the old root signs
+    assert restarted.current.trusted == published.trusted
+    signs_from = restarted.status(clock.datetime)["rotation"]["next_root_signs_from"]
+    assert signs_from == (clock.datetime + GRACE).isoformat()
+    clock.advance(GRACE.total_seconds() - 1)
+    assert restarted.tick(clock.datetime) == []
+    clock.advance(1)
+    assert restarted.tick(clock.datetime) == ["next_root_signing"]
+    assert restarted.current.material.root == published.trusted[1]
 
 
 def test_an_expired_root_is_replaced_at_start(tmp_path: Path, clock: Clock) -> None:
