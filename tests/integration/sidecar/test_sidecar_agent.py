@@ -19,11 +19,13 @@ StartAgent = Callable[..., AgentProcess]
 
 
 def listeners(agent: AgentProcess) -> dict[str, int]:
-    """Envoy's active listeners: name → bound port."""
+    """Envoy's active listeners: name → bound port (warming ones are not serving yet)."""
     dump = httpx.get(f"http://127.0.0.1:{agent.ports['admin']}/config_dump", timeout=5).json()
     found: dict[str, int] = {}
     for section in dump["configs"]:
         for entry in section.get("dynamic_listeners", []):
+            if "active_state" not in entry:
+                continue
             listener: dict[str, Any] = entry["active_state"]["listener"]
             found[listener["name"]] = listener["address"]["socket_address"]["port_value"]
     return found
