@@ -28,7 +28,7 @@ from typing import TypeVar
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from services.pilot.core.ads.connection import Connection, Response
+from services.pilot.core.ads.connection import Connection
 from services.pilot.core.ads.delta import DeltaConnection
 from services.pilot.core.ads.errors import ConnectionClosedError, StreamRequestError
 from services.pilot.core.ads.selection import EncodedResponse
@@ -63,7 +63,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[Response]:
+    ) -> AsyncIterator[EncodedResponse]:
         """Serve one state-of-the-world stream until the client leaves or errs."""
         async for response in _serve(self._discovery, request_iterator, context, SotwConnection):
             async with self._sending.slot():
@@ -73,7 +73,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self,
         request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[Response]:
+    ) -> AsyncIterator[EncodedResponse]:
         """Serve one delta stream until the client leaves or errs."""
         async for response in _serve(self._discovery, request_iterator, context, DeltaConnection):
             async with self._sending.slot():
@@ -118,30 +118,23 @@ def register(
     """Add an :class:`AdsServicer` for ``discovery`` to ``server`` (not yet started).
 
     As the generated ``add_AggregatedDiscoveryServiceServicer_to_server``, except that
-    responses the core already encoded go to the wire as they are.
+    the core's responses are already encoded: they go to the wire as they are.
     """
     servicer = AdsServicer(discovery, send_concurrency=send_concurrency)
     handlers = {
         "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
             servicer.StreamAggregatedResources,
             request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-            response_serializer=_wire,
+            response_serializer=EncodedResponse.payload,
         ),
         "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
             servicer.DeltaAggregatedResources,
             request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-            response_serializer=_wire,
+            response_serializer=EncodedResponse.payload,
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
     return servicer
-
-
-def _wire(response: Response) -> bytes:
-    """A response's bytes: an encoded one's payload, a message serialized."""
-    if isinstance(response, EncodedResponse):
-        return response.payload()
-    return response.SerializeToString()
 
 
 async def _serve(
@@ -149,7 +142,7 @@ async def _serve(
     requests: AsyncIterator[_Request],
     context: grpc.aio.ServicerContext,
     kind: type[Connection[_Request]],
-) -> AsyncIterator[Response]:
+) -> AsyncIterator[EncodedResponse]:
     """One stream: open its connection, read requests, yield responses, map errors."""
     first = await anext(requests, None)
     if first is None:

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
 # Node metadata keys written by the agent (sidecar/) and read here.
@@ -32,6 +36,15 @@ LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 TYPE_URLS = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
 """The order Pilot pushes in (CDS, EDS, LDS, RDS), so no route names a missing cluster."""
+MESSAGE_TYPES: Mapping[str, type[Message]] = MappingProxyType(
+    {
+        CLUSTER_TYPE: cluster_pb2.Cluster,
+        ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
+        LISTENER_TYPE: listener_pb2.Listener,
+        ROUTE_TYPE: route_pb2.RouteConfiguration,
+    }
+)
+"""The message each type URL names (to decode a packed resource)."""
 
 _NODE_ID = re.compile(r"^(sidecar|router)~([^~]+)~([^~]+)\.([^~.]+)~([^~]+)$")
 _EMPTY: Mapping[str, str] = MappingProxyType({})

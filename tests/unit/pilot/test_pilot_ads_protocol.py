@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 from opentelemetry.sdk.metrics import MeterProvider
@@ -27,7 +24,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.pilot.core.ads.connection import Connection
 from services.pilot.core.ads.delta import DeltaConnection
 from services.pilot.core.ads.errors import BadNodeError, UnknownTypeError
-from services.pilot.core.ads.selection import EncodedResponse
 from services.pilot.core.ads.server import DiscoveryServer
 from services.pilot.core.ads.sotw import SotwConnection
 from services.pilot.core.config_store import ConfigRejectedError, ConfigStore, pilot_collections
@@ -35,6 +31,7 @@ from services.pilot.core.model import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
     LISTENER_TYPE,
+    MESSAGE_TYPES,
     META_INBOUND,
     META_OUTBOUND_PORT,
     ROUTE_TYPE,
@@ -53,12 +50,6 @@ SUBSCRIPTIONS = {
     ENDPOINT_TYPE: [CATALOG, RATINGS],
     LISTENER_TYPE: [],
     ROUTE_TYPE: ["outbound_http"],
-}
-MESSAGES: dict[str, Any] = {
-    CLUSTER_TYPE: cluster_pb2.Cluster,
-    ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
-    LISTENER_TYPE: listener_pb2.Listener,
-    ROUTE_TYPE: route_pb2.RouteConfiguration,
 }
 
 
@@ -222,8 +213,7 @@ def delta(
 
 async def respond(connection: Connection[Any]) -> Any:
     """The next response as the client parses it off the wire."""
-    response = await asyncio.wait_for(connection.next_response(), WAIT_S)
-    return response.decode() if isinstance(response, EncodedResponse) else response
+    return (await asyncio.wait_for(connection.next_response(), WAIT_S)).decode()
 
 
 async def assert_silent(connection: Connection[Any]) -> None:
@@ -238,7 +228,7 @@ def names(response: Any) -> list[str]:
         return [resource.name for resource in response.resources]
     found = []
     for packed in response.resources:
-        message = MESSAGES[response.type_url]()
+        message = MESSAGE_TYPES[response.type_url]()
         packed.Unpack(message)
         found.append(getattr(message, "cluster_name", "") or getattr(message, "name", ""))
     return found

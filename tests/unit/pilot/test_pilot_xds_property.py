@@ -14,13 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
-from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
@@ -30,10 +25,7 @@ from services.pilot.core.ads.cache import GenerationCache
 from services.pilot.core.ads.connection import WILDCARD_TYPES
 from services.pilot.core.ads.metrics import AdsMetrics
 from services.pilot.core.model import (
-    CLUSTER_TYPE,
-    ENDPOINT_TYPE,
-    LISTENER_TYPE,
-    ROUTE_TYPE,
+    MESSAGE_TYPES,
     TYPE_URLS,
     Proxy,
     node_id,
@@ -313,7 +305,7 @@ async def _served_as_generated(snapshots: list[MeshSnapshot]) -> None:
 
 
 def _resource_name(packed: any_pb2.Any) -> str:
-    message = _MESSAGE_TYPES[packed.type_url]()
+    message = MESSAGE_TYPES[packed.type_url]()
     packed.Unpack(message)
     return str(getattr(message, "name", "") or getattr(message, "cluster_name", ""))
 
@@ -334,11 +326,3 @@ def _meshes(data: st.DataObject) -> tuple[MeshSnapshot, MeshSnapshot]:
         moved_resources, services_from_service_entries(moved_resources), version="q"
     )
     return snapshot, moved
-
-
-_MESSAGE_TYPES: dict[str, type[Message]] = {
-    CLUSTER_TYPE: cluster_pb2.Cluster,
-    ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
-    LISTENER_TYPE: listener_pb2.Listener,
-    ROUTE_TYPE: route_pb2.RouteConfiguration,
-}

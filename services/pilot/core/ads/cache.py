@@ -47,8 +47,8 @@ from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 from services.pilot.core.ads.metrics import AdsMetrics
-from services.pilot.core.ads.resources import PackedConfig, PackedLayer, pack_all, pack_layer
-from services.pilot.core.ads.selection import PackedResource
+from services.pilot.core.ads.resources import PackedConfig, PackedLayer, pack_layer
+from services.pilot.core.ads.selection import PackedResource, pack_resource
 from services.pilot.core.model import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE, Proxy, ProxyConfig
 from services.pilot.core.snapshot import MeshSnapshot
 from services.pilot.core.xds.generate import ClusterConfig, OutboundScope, SharedConfig
@@ -292,7 +292,7 @@ class GenerationCache:
                 snapshot, proxy, outbound=outbound, clusters=clusters.config
             )
         route = config.outbound_route
-        (packed,) = pack_all([(str(getattr(route, "name", "")), route)]).values()
+        packed = pack_resource(str(getattr(route, "name", "")), route)
         return _shared(replace(config, outbound_route=type(route)()), clusters, packed)
 
     def _proxy_config(self, snapshot: MeshSnapshot, proxy: Proxy, shared: _Shared) -> PackedConfig:
@@ -300,15 +300,13 @@ class GenerationCache:
             own = self._translation.generate_own(snapshot, proxy, shared.config)
         routes = own.of_type(ROUTE_TYPE)
         stand_in = shared.config.outbound_route
-        if routes.get(shared.route.name) is not stand_in:  # no outbound listener (a router)
-            own_layer = pack_layer(own, snapshot.version)
-            return PackedConfig(
-                version=snapshot.version, own=own_layer, shared=shared.clusters.layer
-            )
-        mine = {name: route for name, route in routes.items() if route is not stand_in}
-        own = ProxyConfig(resources={**own.resources, ROUTE_TYPE: MappingProxyType(mine)})
+        layer = shared.clusters.layer  # no outbound listener (a router): no outbound route
+        if routes.get(shared.route.name) is stand_in:  # the route comes from the scope layer
+            mine = {name: route for name, route in routes.items() if route is not stand_in}
+            own = ProxyConfig(resources={**own.resources, ROUTE_TYPE: MappingProxyType(mine)})
+            layer = shared.layer
         own_layer = pack_layer(own, snapshot.version)
-        return PackedConfig(version=snapshot.version, own=own_layer, shared=shared.layer)
+        return PackedConfig(version=snapshot.version, own=own_layer, shared=layer)
 
     def _uncached(self, snapshot: MeshSnapshot, proxy: Proxy) -> PackedConfig:
         """``proxy``'s config at a snapshot that is not current: nothing shared or cached."""

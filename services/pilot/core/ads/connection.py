@@ -91,8 +91,6 @@ class ConnectionStatus:
 
 
 RequestT = TypeVar("RequestT", bound=Message)
-Response = Message | EncodedResponse
-"""What a connection sends: a response message, or a SotW response already encoded."""
 
 
 class Connection(ABC, Generic[RequestT]):
@@ -108,7 +106,7 @@ class Connection(ABC, Generic[RequestT]):
         self.watches: dict[str, Watch] = {}
         self._hub = hub
         self._pending: set[str] = set()
-        self._outbox: deque[Response] = deque()
+        self._outbox: deque[EncodedResponse] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self._version: str | None = None
@@ -124,7 +122,7 @@ class Connection(ABC, Generic[RequestT]):
         """Apply one request of the stream; raise :class:`StreamRequestError` to end it."""
 
     @abstractmethod
-    def _build(self, watch: Watch, config: PackedConfig) -> Response | None:
+    def _build(self, watch: Watch, config: PackedConfig) -> EncodedResponse | None:
         """The response bringing ``watch`` up to ``config``, or None if nothing is new."""
 
     def push(self, *, full: bool, started: float) -> None:
@@ -141,7 +139,7 @@ class Connection(ABC, Generic[RequestT]):
         self._closed = True
         self._wake.set()
 
-    async def next_response(self) -> Response:
+    async def next_response(self) -> EncodedResponse:
         """The next response to send; waits until there is one.
 
         Raises :class:`ConnectionClosedError` once the connection is closed.

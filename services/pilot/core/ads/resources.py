@@ -8,7 +8,7 @@ assignments, packed once and used by every proxy whose scopes plan the same clus
 under a per-namespace layer holding the ``outbound_http`` routes) and the proxy's *own*
 one (its listeners, inbound routes, inbound and Mixer clusters), which wins where both
 hold a name. :func:`pack_layer` packs a :class:`~services.pilot.core.model.ProxyConfig`
-into a layer, reusing already packed messages (:func:`pack_all`). Layers keep no messages
+into a layer, reusing already packed messages. Layers keep no messages
 (a big route configuration takes several times its packed size as a message);
 :attr:`PackedConfig.config` decodes them for the debug views.
 
@@ -30,18 +30,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from services.pilot.core.ads.selection import PackedResource, Selection, pack_resource
 from services.pilot.core.model import (
-    CLUSTER_TYPE,
     ENDPOINT_TYPE,
-    LISTENER_TYPE,
+    MESSAGE_TYPES,
     ROUTE_TYPE,
     TYPE_URLS,
     ProxyConfig,
@@ -174,8 +171,9 @@ def pack_layer(
 ) -> PackedLayer:
     """Pack every resource of ``config`` (generated at snapshot ``version``) into a layer.
 
-    ``reuse`` maps ``id(message)`` to an already packed message (see :func:`pack_all`):
-    those messages are not packed again.
+    ``reuse`` maps ``id(message)`` to the already packed form of a message (the caller
+    keeps those messages alive: ids are unique only among live objects): they are not
+    packed again.
     """
     known = reuse or {}
     resources: dict[str, Mapping[str, PackedResource]] = {}
@@ -190,29 +188,8 @@ def pack_layer(
     return PackedLayer(version, MappingProxyType(resources))
 
 
-def pack_all(messages: Iterable[tuple[str, Message]]) -> Mapping[int, PackedResource]:
-    """Pack named messages, keyed by ``id(message)`` for :func:`pack_layer`'s ``reuse``.
-
-    The caller must keep the messages alive as long as the result is used (ids are only
-    unique among live objects).
-    """
-    return MappingProxyType(
-        {id(message): pack_resource(name, message) for name, message in messages}
-    )
-
-
-_MESSAGE_TYPES: Mapping[str, type[Message]] = MappingProxyType(
-    {
-        CLUSTER_TYPE: cluster_pb2.Cluster,
-        ENDPOINT_TYPE: endpoint_pb2.ClusterLoadAssignment,
-        LISTENER_TYPE: listener_pb2.Listener,
-        ROUTE_TYPE: route_pb2.RouteConfiguration,
-    }
-)
-
-
 def _decoded(type_url: str, packed: any_pb2.Any) -> Message:
-    message = _MESSAGE_TYPES[type_url]()
+    message = MESSAGE_TYPES[type_url]()
     packed.Unpack(message)
     return message
 

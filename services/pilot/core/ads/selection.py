@@ -179,10 +179,10 @@ class Selection:
         self, known: Mapping[str, str], also: AbstractSet[str] = frozenset()
     ) -> tuple[PackedResource, ...]:
         """The selected resources whose version is not the one in ``known``, or named in
-        ``also``; memoized for the last ``known`` seen (the streams of one push usually
-        hold the same map, the selection they were sent before). A selection over a base
-        asks the base about the base's part (with ``known``'s base part when ``known`` is a
-        :class:`Layered` map too), so proxies share that work.
+        ``also``; memoized for the last few ``known`` maps seen (the streams of one push
+        usually hold the same map, the selection they were sent before). A selection over
+        a base asks the base about the base's part (with ``known``'s base part when
+        ``known`` is a :class:`Layered` map too), so proxies share that work.
         """
         known = known or _NOTHING_KNOWN
         key = (id(known), frozenset(also))
@@ -190,17 +190,11 @@ class Selection:
         if found is not None:
             return found[1]
         if self._base is not None:
-            changed = self._base.changed_since(_base_part(known), also) + tuple(
-                resource
-                for name, resource in self._own.items()
-                if known.get(name) != resource.version or name in also
+            changed = self._base.changed_since(_base_part(known), also) + _changed(
+                self._own, known, also
             )
         else:
-            changed = tuple(
-                resource
-                for name, resource in self.resources.items()
-                if known.get(name) != resource.version or name in also
-            )
+            changed = _changed(self.resources, known, also)
         _remember(self._changes, key, (known, changed))
         return changed
 
@@ -233,11 +227,7 @@ class Selection:
         known = known or _NOTHING_KNOWN
         if self._base is not None:
             shared, _ = self._base._delta_body(_base_part(known))
-            own = b"".join(
-                _delta_entry(resource)
-                for name, resource in self._own.items()
-                if known.get(name) != resource.version
-            )
+            own = b"".join(_delta_entry(resource) for resource in _changed(self._own, known))
             return shared, own
         found = self._delta.get(id(known))
         if found is None:
@@ -285,6 +275,19 @@ def _remember(memo: dict[_K, _V], key: _K, value: _V) -> None:
 
 
 _NOTHING_KNOWN: Mapping[str, str] = MappingProxyType({})  # every empty map, for the memos
+
+
+def _changed(
+    resources: Mapping[str, PackedResource],
+    known: Mapping[str, str],
+    also: AbstractSet[str] = frozenset(),
+) -> tuple[PackedResource, ...]:
+    """``resources`` whose version is not the one ``known``, or named in ``also``."""
+    return tuple(
+        resource
+        for name, resource in resources.items()
+        if known.get(name) != resource.version or name in also
+    )
 
 
 def _base_part(known: Mapping[str, str]) -> Mapping[str, str]:
