@@ -3,13 +3,14 @@
 Fixtures:
 
 - ``launch_galley(files=None, env=None)`` writes ``files`` (relative name → text or bytes)
-  into a fresh config directory and starts ``python -m services.galley`` on it through
-  :class:`~shared.process.ServiceProcess`: every port 0, a ports file, a short debounce
-  (:data:`DEBOUNCE_QUIET_S`, :data:`DEBOUNCE_MAX_S`), the webhook off unless ``env``
-  turns it on (``SPLITMESH_GALLEY_WEBHOOK_ENABLED=true``). It returns a started
-  :class:`GalleyProcess`. At teardown each Galley still running gets SIGTERM, and every
-  stop a test saw (restarts included) must have exited 0: a graceful stop is behaviour.
-  ``launch_module_galley`` is the same, shared by a module's tests and stopped after them.
+  into a fresh config directory and starts ``python -m services.galley`` on it
+  (:class:`~tests.integration.service_process.ServiceUnderTest`): every port 0, a ports
+  file, a short debounce (:data:`DEBOUNCE_QUIET_S`, :data:`DEBOUNCE_MAX_S`), the webhook
+  off unless ``env`` turns it on (``SPLITMESH_GALLEY_WEBHOOK_ENABLED=true``). It returns a
+  started :class:`GalleyProcess`. At teardown each Galley still running gets SIGTERM, and
+  every stop a test saw (restarts included) must have exited 0: a graceful stop is
+  behaviour. ``launch_module_galley`` is the same, shared by a module's tests and stopped
+  after them.
 - ``subscribe(galley, collections=..., before=None, ...)`` starts the shared
   :class:`~shared.contracts.mcp.client.McpClient` against a Galley and returns a
   :class:`Subscriber` that records every snapshot it accepted. ``before`` runs on each
@@ -27,120 +28,49 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from shared.config import kinds_by_collection
 from shared.contracts.mcp.client import McpClient
 from shared.contracts.mcp.snapshot import CollectionSnapshot
-from shared.process import ServiceProcess, python_module
+from tests.integration.service_process import ServiceUnderTest
 
 DEBOUNCE_QUIET_S = 0.05
 DEBOUNCE_MAX_S = 0.2
-HTTP_TIMEOUT_S = 10.0
-START_TIMEOUT_S = 30.0
 
 BeforeAccept = Callable[[CollectionSnapshot], Awaitable[None]]
 
 
-class GalleyProcess:
-    """One Galley child process on ``config_dir``; restartable on the same ports."""
+class GalleyProcess(ServiceUnderTest):
+    """One Galley child process on ``config_dir``; restartable on the same ports.
+
+    Every port 0, the short test debounce, the webhook off; ``env`` overrides any of these.
+    """
 
     def __init__(self, *, config_dir: Path, workdir: Path, env: Mapping[str, str]) -> None:
-        self.config_dir = config_dir
-        self._workdir = workdir
-        self._env = dict(env)
-        self._process: ServiceProcess | None = None
-        self.ports: dict[str, int] = {}
-        self.exit_codes: list[int | None] = []
-
-    def start(self, *, reuse_ports: bool = False) -> dict[str, int]:
-        """Start Galley and wait until it serves; ``reuse_ports`` binds the previous ports."""
-        if self.running:
-            raise RuntimeError("Galley is already running")
-        ports_file = self._workdir / "ports.json"
-        env = {
-            "SPLITMESH_GALLEY_CONFIG_DIR": str(self.config_dir),
-            "SPLITMESH_GALLEY_PORTS_FILE": str(ports_file),
+        defaults = {
+            "SPLITMESH_GALLEY_CONFIG_DIR": str(config_dir),
             "SPLITMESH_GALLEY_MCP_PORT": "0",
             "SPLITMESH_GALLEY_HTTP_PORT": "0",
             "SPLITMESH_GALLEY_WEBHOOK_PORT": "0",
             "SPLITMESH_GALLEY_WEBHOOK_ENABLED": "false",
             "SPLITMESH_GALLEY_DEBOUNCE_QUIET_S": str(DEBOUNCE_QUIET_S),
             "SPLITMESH_GALLEY_DEBOUNCE_MAX_S": str(DEBOUNCE_MAX_S),
-            **self._env,
         }
-        if reuse_ports:
-            for name, port in self.ports.items():
-                env[f"SPLITMESH_GALLEY_{name.upper()}_PORT"] = str(port)
-        self._process = ServiceProcess(
-            python_module("services.galley"),
-            log_path=self._workdir / "galley.log",
-            env=env,
-            ports_file=ports_file,
-        )
-        self._process.start()
-        self.ports = self._process.wait_ready(START_TIMEOUT_S)
-        return self.ports
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait; the exit code (also kept in :attr:`exit_codes`). Idempotent."""
-        process, self._process = self._process, None
-        if process is None:
-            return None
-        code = process.stop()
-        self.exit_codes.append(code)
-        return code
-
-    @property
-    def running(self) -> bool:
-        """Whether the child process is alive."""
-        return self._process is not None and self._process.running()
+        super().__init__("galley", workdir=workdir, env={**defaults, **env})
+        self.config_dir = config_dir
 
     @property
     def mcp_target(self) -> str:
         """``host:port`` of the MCP gRPC server."""
-        return f"127.0.0.1:{self.ports['mcp']}"
+        return self.address("mcp")
 
     @property
     def webhook_url(self) -> str:
         """The validating webhook's HTTPS URL."""
         return f"https://127.0.0.1:{self.ports['webhook']}/validate"
-
-    def get(self, path: str) -> httpx.Response:
-        """GET ``path`` on the admin HTTP port."""
-        return httpx.get(f"http://127.0.0.1:{self.ports['http']}{path}", timeout=HTTP_TIMEOUT_S)
-
-    def debug(self, page: str) -> Any:
-        """The JSON of ``/debug/<page>`` (``configz``, ``syncz``)."""
-        response = self.get(f"/debug/{page}")
-        response.raise_for_status()
-        return response.json()
-
-    def metric(self, sample: str, **labels: str) -> float:
-        """The sum of the ``/metrics`` samples named ``sample`` whose labels include ``labels``.
-
-        0.0 when there is none (a counter that was never incremented is not exported).
-        """
-        response = self.get("/metrics")
-        response.raise_for_status()
-        return sum(
-            found.value
-            for family in text_string_to_metric_families(response.text)
-            for found in family.samples
-            if found.name == sample and labels.items() <= found.labels.items()
-        )
-
-    def log_tail(self) -> str:
-        """The end of Galley's log (stdout and stderr of every run), for failure messages."""
-        try:
-            text = (self._workdir / "galley.log").read_text(errors="replace")
-        except OSError:
-            return "<no log>"
-        return "\n".join(text.splitlines()[-30:])
 
 
 class GalleyLauncher:

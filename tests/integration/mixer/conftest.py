@@ -23,25 +23,23 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.mixer.adapters.static_feed import StaticFeed
 from shared.config import parse_yaml
-from shared.process import ServiceProcess, python_module
+from shared.process import ServiceProcess
+from tests.integration.service_process import ServiceUnderTest
 
 START_TIMEOUT_S = 30.0
 WAIT_S = 15.0
-HTTP_TIMEOUT_S = 10.0
 
 
 def free_port() -> int:
@@ -96,71 +94,6 @@ class RedisServer:
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
             return False
-
-
-class ServiceUnderTest:
-    """One service child process (``python -m services.<name>``)."""
-
-    def __init__(self, name: str, label: str, *, workdir: Path, env: Mapping[str, str]) -> None:
-        self.name = name
-        self.label = label
-        self._workdir = workdir
-        self._env = dict(env)
-        self._process: ServiceProcess | None = None
-        self.ports: dict[str, int] = {}
-        self.exit_codes: list[int | None] = []
-
-    def start(self) -> None:
-        """Start and wait for the ports file."""
-        ports_file = self._workdir / f"{self.label}-ports.json"
-        env = {**self._env, f"SPLITMESH_{self.name.upper()}_PORTS_FILE": str(ports_file)}
-        self._process = ServiceProcess(
-            python_module(f"services.{self.name}"),
-            log_path=self._workdir / f"{self.label}.log",
-            env=env,
-            ports_file=ports_file,
-        )
-        self._process.start()
-        self.ports = self._process.wait_ready(START_TIMEOUT_S)
-
-    def stop(self) -> None:
-        """SIGTERM and wait; the exit code is kept in :attr:`exit_codes`. Idempotent."""
-        process, self._process = self._process, None
-        if process is not None:
-            self.exit_codes.append(process.stop())
-
-    def address(self, port: str) -> str:
-        """``127.0.0.1:<port>``."""
-        return f"127.0.0.1:{self.ports[port]}"
-
-    def get(self, path: str) -> httpx.Response:
-        """GET ``path`` on the admin port."""
-        return httpx.get(f"http://127.0.0.1:{self.ports['http']}{path}", timeout=HTTP_TIMEOUT_S)
-
-    def debug(self, page: str) -> Any:
-        """``/debug/<page>`` as JSON."""
-        response = self.get(f"/debug/{page}")
-        response.raise_for_status()
-        return response.json()
-
-    def metric(self, sample: str, **labels: str) -> float:
-        """Sum of the ``/metrics`` samples named ``sample`` whose labels include ``labels``."""
-        response = self.get("/metrics")
-        response.raise_for_status()
-        return sum(
-            found.value
-            for family in text_string_to_metric_families(response.text)
-            for found in family.samples
-            if found.name == sample and labels.items() <= found.labels.items()
-        )
-
-    def log_tail(self) -> str:
-        """The end of the log, for failure messages."""
-        try:
-            text = (self._workdir / f"{self.label}.log").read_text(errors="replace")
-        except OSError:
-            return "<no log>"
-        return "\n".join(text.splitlines()[-30:])
 
 
 async def eventually(condition: Any, what: str) -> None:
@@ -227,7 +160,6 @@ def mixer_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MixerMesh]:
     redis.start()
     galley = ServiceUnderTest(
         "galley",
-        "galley",
         workdir=workdir,
         env={
             "SPLITMESH_GALLEY_CONFIG_DIR": str(config_dir),
@@ -245,7 +177,7 @@ def mixer_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MixerMesh]:
         for index, fail_open in enumerate(("true", "false")):
             mixer = ServiceUnderTest(
                 "mixer",
-                f"mixer-{index}",
+                label=f"mixer-{index}",
                 workdir=workdir,
                 env={
                     "SPLITMESH_MIXER_GALLEY_ADDRESS": galley.address("mcp"),
