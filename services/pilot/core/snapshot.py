@@ -225,14 +225,9 @@ class MeshSnapshot:
 
 def _unique(first: Sequence[str], rest: Iterable[str]) -> Iterator[str]:
     """``first`` then ``rest``, each name once, lazily (most lookups end in ``first``)."""
-    seen: list[str] = []
-    for name in first:
-        if name not in seen:
-            seen.append(name)
-            yield name
-    for name in rest:
-        if name not in seen:
-            yield name
+    seen = dict.fromkeys(first)
+    yield from seen
+    yield from (name for name in rest if name not in seen)
 
 
 def _unique_services(services: Iterable[Service], problems: list[Problem]) -> tuple[Service, ...]:
